@@ -1,0 +1,114 @@
+"""Many tickers at once: a fixed pool of workers, one outcome per ticker, nothing dropped.
+
+A batch of any size runs on ``concurrency`` worker tasks that pull tickers from one iterator, so
+memory and open connections stay bounded however long the list is. The pacer, not the worker
+count, sets the speed; the workers only have to be enough to keep the pacer busy while earlier
+calls are still waiting for their answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar, cast
+
+from .errors import KISError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[T]):
+    """What became of one ticker: exactly one of ``result`` and ``error`` is set."""
+
+    pdno: str
+    result: T | None = None
+    error: KISError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(slots=True)
+class Batch(Generic[T]):
+    """Every ticker of a bulk check, each in exactly one of the two dicts, in input order."""
+
+    results: dict[str, T] = field(default_factory=dict)
+    errors: dict[str, KISError] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when every ticker succeeded."""
+        return not self.errors
+
+    def __len__(self) -> int:
+        return len(self.results) + len(self.errors)
+
+
+class _Crash:
+    """A worker hit something that is not a :class:`KISError`: a bug, re-raised to the caller."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+async def stream(
+    pdnos: Sequence[str], fetch: Callable[[str], Awaitable[T]], concurrency: int
+) -> AsyncGenerator[Outcome[T], None]:
+    """Yield one :class:`Outcome` per ticker in completion order.
+
+    Closing or cancelling the iterator cancels the calls still in flight and waits for them to
+    unwind, so no task outlives it.
+    """
+    queue: asyncio.Queue[Outcome[T] | _Crash] = asyncio.Queue(maxsize=max(1, concurrency))
+    pending = iter(pdnos)
+
+    async def work() -> None:
+        for pdno in pending:
+            try:
+                outcome: Outcome[T] | _Crash = Outcome(pdno, result=await fetch(pdno))
+            except KISError as exc:
+                outcome = Outcome(pdno, error=exc)
+            except Exception as exc:
+                outcome = _Crash(exc)
+            await queue.put(outcome)
+
+    workers = [asyncio.create_task(work()) for _ in range(min(concurrency, len(pdnos)))]
+    try:
+        for _ in range(len(pdnos)):
+            item = await queue.get()
+            if isinstance(item, _Crash):
+                raise item.exc
+            yield item
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
+
+async def collect(
+    pdnos: Sequence[str], fetch: Callable[[str], Awaitable[T]], concurrency: int
+) -> Batch[T]:
+    """Run the whole batch and return it with both dicts in input order."""
+    results: dict[str, T] = {}
+    errors: dict[str, KISError] = {}
+    outcomes = stream(pdnos, fetch, concurrency)
+    try:
+        async for outcome in outcomes:
+            if outcome.error is not None:
+                errors[outcome.pdno] = outcome.error
+            else:
+                results[outcome.pdno] = cast(T, outcome.result)
+    finally:
+        await outcomes.aclose()
+    batch: Batch[T] = Batch()
+    for pdno in pdnos:
+        if pdno in results:
+            batch.results[pdno] = results[pdno]
+        else:
+            batch.errors[pdno] = errors[pdno]
+    return batch

@@ -1,0 +1,86 @@
+"""The exceptions kis_async raises, arranged so a bot can catch them by meaning.
+
+::
+
+    KISError
+    ├── APIError            KIS answered with an error envelope (rt_cd != "0")
+    │   ├── AuthError       credentials or token refused; retrying will not help
+    │   └── RateLimitError  EGW00201 persisted through every retry
+    ├── TransportError      no usable answer: connection, 5xx page, retries exhausted
+    │   └── RequestTimeout  the per-request timeout fired
+    ├── DecodeError         the answer arrived but is not what KIS documents
+    └── TokenCacheError     the token cache file is unsafe to use
+
+Messages carry what a user needs to act (code, message, HTTP status, tr_id, ticker) and never the
+appsecret or the token: nothing secret is ever passed into an exception.
+"""
+
+from __future__ import annotations
+
+
+class KISError(Exception):
+    """Base of every error kis_async raises on purpose. ``pdno`` names the ticker, if any."""
+
+    pdno: str | None
+
+    def __init__(self, message: str, *, pdno: str | None = None) -> None:
+        super().__init__(message)
+        self.pdno = pdno
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        return f"{base} (pdno {self.pdno})" if self.pdno else base
+
+
+class APIError(KISError):
+    """KIS refused the call with its error envelope. Not retried unless the code is transient."""
+
+    def __init__(
+        self,
+        *,
+        rt_cd: str,
+        msg_cd: str,
+        msg1: str,
+        status: int,
+        tr_id: str | None = None,
+        pdno: str | None = None,
+    ) -> None:
+        where = f"HTTP {status}" + (f", tr_id {tr_id}" if tr_id else "")
+        super().__init__(f"[{msg_cd or rt_cd}] {msg1.strip()} ({where})", pdno=pdno)
+        self.rt_cd = rt_cd
+        self.msg_cd = msg_cd
+        self.msg1 = msg1
+        self.status = status
+        self.tr_id = tr_id
+
+
+class AuthError(APIError):
+    """The appkey/appsecret or the access token was refused, or no token could be issued."""
+
+
+class RateLimitError(APIError):
+    """KIS kept answering EGW00201 (per-second limit) after every retry."""
+
+
+class TransportError(KISError):
+    """No usable answer arrived: the connection failed, or a proxy sent a non-KIS error page."""
+
+    def __init__(self, message: str, *, status: int | None = None, pdno: str | None = None) -> None:
+        super().__init__(message, pdno=pdno)
+        self.status = status
+
+
+class RequestTimeout(TransportError):
+    """The per-request timeout fired on every try."""
+
+
+class DecodeError(KISError):
+    """A response arrived but does not match the documented shape; ``field`` names the culprit."""
+
+    def __init__(self, message: str, *, field: str | None = None, pdno: str | None = None) -> None:
+        super().__init__(message, pdno=pdno)
+        self.field = field
+
+
+class TokenCacheError(KISError):
+    """The token cache file is readable by others or owned by someone else, so it is not used."""

@@ -1,0 +1,33 @@
+"""The embedded KIS simulator: KIS has no paper-trading endpoint for inquire-psbl-sell.
+
+``async with Simulator() as sim:`` serves the sample portfolio on loopback at the real 20 calls/s;
+point a :class:`~kis_async.KISClient` at ``sim.url`` with :data:`DEMO_APP_KEY`,
+:data:`DEMO_APP_SECRET` and :data:`DEMO_ACCOUNT`. The library itself never imports this package.
+"""
+
+from .portfolio import KRX_NAMES, UNKNOWN_TICKERS, Holding, sample_portfolio
+from .server import (
+    DEMO_ACCOUNT,
+    DEMO_APP_KEY,
+    DEMO_APP_SECRET,
+    TOKEN_FAULTS,
+    Fault,
+    Simulator,
+    SimulatorConfig,
+    Stats,
+)
+
+__all__ = [
+    "DEMO_ACCOUNT",
+    "DEMO_APP_KEY",
+    "DEMO_APP_SECRET",
+    "KRX_NAMES",
+    "TOKEN_FAULTS",
+    "UNKNOWN_TICKERS",
+    "Fault",
+    "Holding",
+    "Simulator",
+    "SimulatorConfig",
+    "Stats",
+    "sample_portfolio",
+]

@@ -1,0 +1,510 @@
+"""The embedded KIS stand-in: a real ``aiohttp.web`` server that behaves like the KIS gateway.
+
+It issues tokens under KIS's rules (one a minute per appkey, the same token again within six
+hours, a day's lifetime), serves inquire-psbl-sell for a configurable portfolio with the header
+and query checks KIS makes, enforces a strict sliding one-second call limit per appkey, and records
+what it saw so tests and benchmarks can judge a client by what actually arrived. Faults are
+injected per call (:meth:`Simulator.inject`) or at random (``fault_rate``).
+
+Error codes KIS documents (``EGW00201``, ``EGW00123``, ``EGW00121``, ``EGW00133``, ``EGW00103``,
+``EGW00105``) are used as KIS uses them. Where KIS's code for a refusal is not documented
+(unknown ticker, wrong account, bad tr_id) the simulator answers with its own ``SIM`` codes in
+the same envelope, so a client can only rely on ``rt_cd``, as it must with KIS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from types import TracebackType
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from .. import spec
+from .portfolio import UNKNOWN_TICKERS, Holding, not_held, sample_portfolio
+from .window import SlidingWindow
+
+log = logging.getLogger(__name__)
+
+DEMO_APP_KEY = "PSsimulatedAPPKEYforKISasync0000001"
+DEMO_APP_SECRET = "simulated-appsecret-not-a-real-one"
+DEMO_ACCOUNT = "50123456-01"
+
+
+class Fault(StrEnum):
+    """What can go wrong with one answer."""
+
+    RATE_LIMIT = "rate_limit"
+    """EGW00201 on HTTP 500, as if the limit had been hit."""
+    TOKEN_EXPIRED = "token_expired"
+    """The token this call carries expires now: EGW00123 for it from here on."""
+    HTML_500 = "html_500"
+    HTML_502 = "html_502"
+    HTML_503 = "html_503"
+    """A proxy's HTML error page instead of KIS JSON."""
+    EMPTY_500 = "empty_500"
+    TRUNCATED = "truncated"
+    """Headers promise the whole body; half arrives, then the connection closes."""
+    RESET = "reset"
+    """The connection closes with no answer at all."""
+    HANG = "hang"
+    """The call is accepted and never answered (until the simulator closes)."""
+    MALFORMED = "malformed"
+    """HTTP 200 with a body that is not JSON."""
+    EUC_KR = "euc_kr"
+    """The right answer, encoded in EUC-KR instead of UTF-8."""
+    OUTPUT_MISSING = "output_missing"
+    OUTPUT_NULL = "output_null"
+    THOUSANDS = "thousands"
+    """Numbers written with thousands separators: ``"8,550,000"``."""
+    PADDED = "padded"
+    """Numbers with blanks around them: ``" 120 "``."""
+    OUTPUT_LIST = "output_list"
+    """The answer under ``output`` as a one-element list, as some live answers come."""
+
+
+TOKEN_FAULTS = frozenset({Fault.HTML_500, Fault.HTML_502, Fault.RESET, Fault.RATE_LIMIT})
+"""Faults :meth:`Simulator.inject_token` accepts; RATE_LIMIT there answers EGW00133."""
+
+
+@dataclass(slots=True)
+class SimulatorConfig:
+    """The simulator's knobs; change them at any time, even while a client is running."""
+
+    app_key: str = DEMO_APP_KEY
+    app_secret: str = DEMO_APP_SECRET
+    account: str = DEMO_ACCOUNT
+    rate_limit: int = spec.CALLS_PER_SECOND
+    """Calls admitted per appkey in any sliding window of ``window`` seconds."""
+    window: float = 1.0
+    latency: float = 0.0
+    """Seconds each API answer takes, plus or minus up to ``jitter``."""
+    jitter: float = 0.0
+    token_lifetime: float = 86400.0
+    token_issue_interval: float = spec.TOKEN_ISSUE_INTERVAL
+    same_token_window: float = spec.SAME_TOKEN_WINDOW
+    unknown_tickers: frozenset[str] = UNKNOWN_TICKERS
+    fault_rate: float = 0.0
+    """Chance that any API call gets a random fault from ``fault_kinds``."""
+    fault_kinds: tuple[Fault, ...] = tuple(Fault)
+    hang_for: float = 30.0
+    seed: int | None = None
+
+
+@dataclass(slots=True)
+class Stats:
+    """What the simulator saw; read it after (or during) a run."""
+
+    token_requests: int = 0
+    token_issuances: int = 0
+    """Successful tokenP answers: each one would ping the account holder's phone."""
+    tokens_minted: int = 0
+    """Distinct tokens created (a re-issue within six hours returns the same one)."""
+    calls: int = 0
+    """API calls that arrived, rejected ones included."""
+    rejected: int = 0
+    """Calls answered EGW00201 because the window was full."""
+    max_window: int = 0
+    """Most API calls that arrived within any one window, for any appkey."""
+    faults: Counter[str] = field(default_factory=Counter)
+    per_pdno: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "token_requests": self.token_requests,
+            "token_issuances": self.token_issuances,
+            "tokens_minted": self.tokens_minted,
+            "calls": self.calls,
+            "rejected": self.rejected,
+            "max_window": self.max_window,
+            "faults": dict(self.faults),
+        }
+
+
+@dataclass(slots=True)
+class _Token:
+    app_key: str
+    minted_at: float
+    expires_at: float
+    dead: str = ""
+    """The msg_cd this token now earns: expired or revoked."""
+
+
+class Simulator:
+    """An in-process KIS server on loopback. ``async with Simulator() as sim: sim.url``.
+
+    :param portfolio: pdno -> :class:`Holding`; the demo's sample portfolio by default. A valid
+        six-character code not in it answers as "not held" (blank quantities), a code in
+        ``config.unknown_tickers`` answers with an error.
+    """
+
+    def __init__(
+        self,
+        config: SimulatorConfig | None = None,
+        portfolio: Mapping[str, Holding] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.config = config or SimulatorConfig()
+        self.portfolio = dict(sample_portfolio() if portfolio is None else portfolio)
+        self.stats = Stats()
+        self._host = host
+        self._port = port
+        self._rng = random.Random(self.config.seed)
+        self._tokens: dict[str, _Token] = {}
+        self._last_issue: dict[str, tuple[float, str]] = {}
+        self._arrivals: defaultdict[str, SlidingWindow] = defaultdict(self._window)
+        self._admitted: defaultdict[str, SlidingWindow] = defaultdict(self._window)
+        self._faults: defaultdict[str | None, list[Fault]] = defaultdict(list)
+        self._token_faults: list[Fault] = []
+        self._after: list[tuple[int, Callable[[], None]]] = []
+        self._closing = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    def _window(self) -> SlidingWindow:
+        return SlidingWindow(self.config.window)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        """The ``aiohttp`` application, for embedding in another server."""
+        app = web.Application()
+        app.router.add_post(spec.TOKEN_PATH, self._issue_token)
+        app.router.add_post(spec.REVOKE_PATH, self._revoke_token)
+        app.router.add_get(spec.SELLABLE_PATH, self._sellable)
+        app.router.add_get("/_simulator/stats", self._stats)
+        return app
+
+    async def start(self) -> str:
+        """Start serving; returns the base URL (``http://127.0.0.1:<port>``)."""
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port, reuse_address=True)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+        return self.url
+
+    async def close(self) -> None:
+        """Stop serving; calls left hanging by :attr:`Fault.HANG` are let go first."""
+        self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- knobs ------------------------------------------------------------------------------------
+
+    def inject(self, fault: Fault, *, pdno: str | None = None, times: int = 1) -> None:
+        """Give the next ``times`` calls (for ``pdno``, or any ticker) this fault."""
+        self._faults[pdno].extend([fault] * times)
+
+    def inject_token(self, fault: Fault, *, times: int = 1) -> None:
+        """Give the next ``times`` token requests this fault (one of :data:`TOKEN_FAULTS`)."""
+        if fault not in TOKEN_FAULTS:
+            raise ValueError(f"token requests cannot get {fault}")
+        self._token_faults.extend([fault] * times)
+
+    def after_calls(self, calls: int, action: Callable[[], None]) -> None:
+        """Run ``action`` when the ``calls``-th API call (counted from the start) arrives."""
+        self._after.append((calls, action))
+
+    def expire_tokens(self) -> None:
+        """Every token issued so far now answers EGW00123, as after its day is over."""
+        self._expire_all(spec.TOKEN_EXPIRED)
+
+    def revoke_tokens(self) -> None:
+        """Every token issued so far now answers EGW00121, as after a revocation elsewhere."""
+        self._expire_all(spec.TOKEN_INVALID)
+
+    def _expire_all(self, code: str) -> None:
+        for token in self._tokens.values():
+            token.dead = token.dead or code
+
+    # -- token endpoint ---------------------------------------------------------------------------
+
+    async def _issue_token(self, request: web.Request) -> web.StreamResponse:
+        self.stats.token_requests += 1
+        fault = self._token_faults.pop(0) if self._token_faults else None
+        if fault is not None:
+            self.stats.faults[f"token:{fault.value}"] += 1
+            if fault is Fault.RATE_LIMIT:
+                return _error(
+                    403,
+                    spec.TOKEN_ISSUE_TOO_SOON,
+                    "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)",
+                )
+            return await self._broken(request, fault, b"")
+        try:
+            body = msgspec.json.decode(await request.read(), type=dict[str, str])
+        except msgspec.MsgspecError:
+            return _error(400, "SIM00400", "요청 본문이 JSON이 아닙니다 (simulated)")
+        if body.get("grant_type") != "client_credentials":
+            return _error(400, "SIM00401", "grant_type은 client_credentials여야 합니다 (simulated)")
+        refusal = self._check_credentials(body.get("appkey", ""), body.get("appsecret", ""), 403)
+        if refusal is not None:
+            return refusal
+        app_key = body["appkey"]
+        now = time.time()
+        last = self._last_issue.get(app_key)
+        if last is not None and now - last[0] < self.config.token_issue_interval:
+            return _error(
+                403, spec.TOKEN_ISSUE_TOO_SOON, "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)"
+            )
+        value = self._reusable_token(app_key, now) or self._mint(app_key, now)
+        self._last_issue[app_key] = (now, value)
+        self.stats.token_issuances += 1
+        record = self._tokens[value]
+        expires = datetime.fromtimestamp(record.expires_at, spec.KST).strftime(spec.EXPIRY_FORMAT)
+        return _json(
+            200,
+            {
+                "access_token": value,
+                "access_token_token_expired": expires,
+                "token_type": "Bearer",
+                "expires_in": max(1, round(record.expires_at - now)),
+            },
+        )
+
+    def _reusable_token(self, app_key: str, now: float) -> str | None:
+        for value, token in reversed(self._tokens.items()):
+            if token.app_key != app_key:
+                continue
+            alive = not token.dead and now < token.expires_at
+            recent = now - token.minted_at < self.config.same_token_window
+            return value if alive and recent else None
+        return None
+
+    def _mint(self, app_key: str, now: float) -> str:
+        value = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzUxMiJ9." + secrets.token_urlsafe(96)
+        self._tokens[value] = _Token(app_key, now, now + self.config.token_lifetime)
+        self.stats.tokens_minted += 1
+        return value
+
+    async def _revoke_token(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = msgspec.json.decode(await request.read(), type=dict[str, str])
+        except msgspec.MsgspecError:
+            return _error(400, "SIM00400", "요청 본문이 JSON이 아닙니다 (simulated)")
+        refusal = self._check_credentials(body.get("appkey", ""), body.get("appsecret", ""), 403)
+        if refusal is not None:
+            return refusal
+        token = self._tokens.get(body.get("token", ""))
+        if token is not None:
+            token.dead = spec.TOKEN_INVALID
+        return _json(200, {"code": 200, "message": "접근토큰 폐기에 성공하였습니다"})
+
+    # -- API --------------------------------------------------------------------------------------
+
+    async def _sellable(self, request: web.Request) -> web.StreamResponse:
+        refusal = await self._gate(request, spec.SELLABLE_TR_ID)
+        if refusal is not None:
+            return refusal
+        query = request.query
+        pdno = query.get("PDNO", "")
+        self.stats.per_pdno[pdno] += 1
+        refusal = self._check_account(query)
+        if refusal is not None:
+            return refusal
+        fault = self._next_fault(pdno)
+        await self._delay()
+        if not (len(pdno) == 6 and pdno.isascii() and pdno.isalnum()) or (
+            pdno in self.config.unknown_tickers
+        ):
+            return _error(500, "SIM00404", f"{pdno} 종목코드를 확인하세요 (simulated)", rt_cd="1")
+        holding = self.portfolio.get(pdno)
+        output = holding.as_kis(pdno) if holding is not None else not_held(pdno)
+        if fault is None:
+            return _ok(output)
+        return await self._faulty(request, fault, output)
+
+    async def _gate(self, request: web.Request, tr_id: str) -> web.StreamResponse | None:
+        """What the KIS gateway checks first: the call limit, then the token and keys."""
+        now = asyncio.get_running_loop().time()
+        headers = request.headers
+        app_key = headers.get("appkey", "")
+        self.stats.calls += 1
+        held = self._arrivals[app_key].record(now)
+        self.stats.max_window = max(self.stats.max_window, held)
+        self._run_scheduled()
+        if not self._admitted[app_key].admit(now, self.config.rate_limit):
+            self.stats.rejected += 1
+            await self._delay()
+            return _error(500, spec.RATE_LIMITED, "초당 거래건수를 초과하였습니다.", rt_cd="1")
+        refusal = self._check_credentials(app_key, headers.get("appsecret", ""), 500)
+        if refusal is None:
+            refusal = self._check_token(headers.get("authorization", ""), app_key)
+        if refusal is None and headers.get("tr_id") != tr_id:
+            refusal = _error(500, "SIM00402", "tr_id를 확인하세요 (simulated)")
+        if refusal is None and headers.get("custtype") not in ("P", "B"):
+            refusal = _error(500, "SIM00403", "custtype을 확인하세요 (simulated)")
+        if refusal is not None:
+            await self._delay()
+        return refusal
+
+    def _check_credentials(
+        self, app_key: str, app_secret: str, status: int
+    ) -> web.StreamResponse | None:
+        if not secrets.compare_digest(app_key, self.config.app_key):
+            return _error(status, spec.BAD_APPKEY, "유효하지 않은 AppKey입니다.")
+        if not secrets.compare_digest(app_secret, self.config.app_secret):
+            return _error(status, spec.BAD_APPSECRET, "유효하지 않은 AppSecret입니다.")
+        return None
+
+    def _check_token(self, authorization: str, app_key: str) -> web.StreamResponse | None:
+        scheme, _, value = authorization.partition(" ")
+        token = self._tokens.get(value) if scheme.lower() == "bearer" else None
+        if token is None or token.app_key != app_key or token.dead == spec.TOKEN_INVALID:
+            return _error(500, spec.TOKEN_INVALID, "유효하지 않은 token 입니다.", rt_cd="1")
+        if token.dead == spec.TOKEN_EXPIRED or time.time() >= token.expires_at:
+            return _error(500, spec.TOKEN_EXPIRED, "기간이 만료된 token 입니다.", rt_cd="1")
+        return None
+
+    def _check_account(self, query: Mapping[str, str]) -> web.StreamResponse | None:
+        cano, _, product = self.config.account.partition("-")
+        if query.get("CANO") != cano or query.get("ACNT_PRDT_CD") != product:
+            return _error(500, "SIM00405", "계좌번호를 확인하세요 (simulated)", rt_cd="1")
+        return None
+
+    def _run_scheduled(self) -> None:
+        due = [action for calls, action in self._after if calls <= self.stats.calls]
+        if due:
+            self._after = [(c, a) for c, a in self._after if c > self.stats.calls]
+            for action in due:
+                action()
+
+    def _next_fault(self, pdno: str) -> Fault | None:
+        for key in (pdno, None):
+            queue = self._faults.get(key)
+            if queue:
+                return queue.pop(0)
+        config = self.config
+        if config.fault_rate and config.fault_kinds and self._rng.random() < config.fault_rate:
+            return self._rng.choice(config.fault_kinds)
+        return None
+
+    async def _delay(self) -> None:
+        config = self.config
+        seconds = config.latency + (config.jitter and self._rng.uniform(-1, 1) * config.jitter)
+        if seconds > 0:
+            await asyncio.sleep(seconds)
+
+    # -- faults -----------------------------------------------------------------------------------
+
+    async def _faulty(
+        self, request: web.Request, fault: Fault, output: dict[str, str]
+    ) -> web.StreamResponse:
+        self.stats.faults[fault.value] += 1
+        if fault is Fault.RATE_LIMIT:
+            return _error(500, spec.RATE_LIMITED, "초당 거래건수를 초과하였습니다.", rt_cd="1")
+        if fault is Fault.TOKEN_EXPIRED:
+            _, _, value = request.headers.get("authorization", "").partition(" ")
+            self._tokens[value].dead = spec.TOKEN_EXPIRED
+            return _error(500, spec.TOKEN_EXPIRED, "기간이 만료된 token 입니다.", rt_cd="1")
+        if fault is Fault.OUTPUT_MISSING:
+            return _json(200, _success_envelope())
+        if fault is Fault.OUTPUT_NULL:
+            return _json(200, _success_envelope() | {"output1": None})
+        if fault is Fault.OUTPUT_LIST:
+            return _json(200, _success_envelope() | {"output": [output]})
+        if fault is Fault.THOUSANDS:
+            return _ok({k: _grouped(v) if k != "pdno" else v for k, v in output.items()})
+        if fault is Fault.PADDED:
+            return _ok(
+                {k: f" {v} " if k not in ("pdno", "prdt_name") else v for k, v in output.items()}
+            )
+        if fault is Fault.EUC_KR:
+            text = msgspec.json.encode(_success_envelope() | {"output1": output}).decode()
+            return web.Response(
+                status=200,
+                body=text.encode("euc-kr"),
+                content_type="application/json",
+                charset="euc-kr",
+            )
+        body = msgspec.json.encode(_success_envelope() | {"output1": output})
+        return await self._broken(request, fault, body)
+
+    async def _broken(self, request: web.Request, fault: Fault, body: bytes) -> web.StreamResponse:
+        """Answers that are not KIS JSON at all, or no answer."""
+        if fault in (Fault.HTML_500, Fault.HTML_502, Fault.HTML_503):
+            status = int(fault.value[-3:])
+            page = f"<html><body><h1>{status} Bad Gateway</h1></body></html>"
+            return web.Response(status=status, text=page, content_type="text/html")
+        if fault is Fault.EMPTY_500:
+            return web.Response(status=500)
+        if fault is Fault.MALFORMED:
+            return web.Response(status=200, body=b"{'rt_cd': 0,", content_type="application/json")
+        if fault is Fault.HANG:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.config.hang_for)
+            return _drop(request)
+        if fault is Fault.TRUNCATED:
+            response = web.StreamResponse(status=200)
+            response.content_type = "application/json"
+            response.content_length = len(body)
+            await response.prepare(request)
+            await response.write(body[: len(body) // 2])
+            return _drop(request, response)
+        return _drop(request)
+
+    async def _stats(self, request: web.Request) -> web.StreamResponse:
+        return _json(200, self.stats.as_dict())
+
+
+def _success_envelope() -> dict[str, Any]:
+    return {"rt_cd": spec.RT_OK, "msg_cd": "KIOK0510", "msg1": "조회가 완료되었습니다"}
+
+
+def _ok(output: dict[str, str]) -> web.Response:
+    return _json(200, _success_envelope() | {"output1": output})
+
+
+def _error(status: int, msg_cd: str, msg1: str, *, rt_cd: str = "1") -> web.Response:
+    return _json(status, {"rt_cd": rt_cd, "msg_cd": msg_cd, "msg1": msg1})
+
+
+def _json(status: int, payload: Mapping[str, Any]) -> web.Response:
+    return web.Response(
+        status=status,
+        body=msgspec.json.encode(payload),
+        content_type="application/json",
+        charset="utf-8",
+    )
+
+
+def _grouped(value: str) -> str:
+    whole, dot, frac = value.partition(".")
+    if not whole.lstrip("-").isdigit():
+        return value
+    return f"{int(whole):,}{dot}{frac}"
+
+
+def _drop(request: web.Request, response: web.StreamResponse | None = None) -> web.StreamResponse:
+    """Close the connection under the client's feet."""
+    if request.transport is not None:
+        request.transport.close()
+    return response if response is not None else web.Response(status=500)

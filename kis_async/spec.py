@@ -1,0 +1,49 @@
+"""What KIS defines: hosts, paths, tr_ids, limits and message codes, named in one place.
+
+Both the client and the simulator read these, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta, timezone
+from typing import Final
+
+REAL_HOST: Final = "https://openapi.koreainvestment.com:9443"
+PAPER_HOST: Final = "https://openapivts.koreainvestment.com:29443"
+"""Paper trading (모의투자). KIS does not serve inquire-psbl-sell there."""
+
+TOKEN_PATH: Final = "/oauth2/tokenP"
+REVOKE_PATH: Final = "/oauth2/revokeP"
+SELLABLE_PATH: Final = "/uapi/domestic-stock/v1/trading/inquire-psbl-sell"
+SELLABLE_TR_ID: Final = "TTTC8408R"
+BALANCE_PATH: Final = "/uapi/domestic-stock/v1/trading/inquire-balance"
+BALANCE_TR_ID: Final = "TTTC8434R"
+
+CALLS_PER_SECOND: Final = 20
+"""Real accounts: calls per second per appkey."""
+TOKEN_ISSUE_INTERVAL: Final = 60.0
+"""Seconds KIS requires between two token issuances for one appkey."""
+SAME_TOKEN_WINDOW: Final = 6 * 3600.0
+"""Asking again this soon after an issuance returns the same token."""
+
+KST: Final = timezone(timedelta(hours=9), "KST")
+"""``access_token_token_expired`` is Korean wall-clock time; Korea keeps no DST."""
+EXPIRY_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
+
+RT_OK: Final = "0"
+
+RATE_LIMITED: Final = "EGW00201"
+"""초당 거래건수를 초과하였습니다: per-second limit exceeded. Transient."""
+TOKEN_EXPIRED: Final = "EGW00123"
+"""기간이 만료된 token 입니다."""
+TOKEN_INVALID: Final = "EGW00121"
+"""유효하지 않은 token 입니다 (revoked, or cached from elsewhere)."""
+TOKEN_ISSUE_TOO_SOON: Final = "EGW00133"
+"""접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)."""
+BAD_APPKEY: Final = "EGW00103"
+"""유효하지 않은 AppKey입니다: wrong appkey/appsecret. Permanent."""
+BAD_APPSECRET: Final = "EGW00105"
+"""유효하지 않은 AppSecret입니다. Permanent."""
+
+STALE_TOKEN_CODES: Final = frozenset({TOKEN_EXPIRED, TOKEN_INVALID})
+CREDENTIAL_CODES: Final = frozenset({BAD_APPKEY, BAD_APPSECRET})
