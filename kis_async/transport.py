@@ -189,6 +189,8 @@ class Transport:
         tr_id: str,
         pdno: str | None,
     ) -> Response:
+        if self._session.closed:
+            raise TransportError("the KISClient was closed before this call", pdno=pdno)
         try:
             async with self._session.get(
                 self._base_url + path, params=params, headers=headers, timeout=self._timeout

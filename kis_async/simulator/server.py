@@ -74,7 +74,9 @@ class Fault(StrEnum):
     """The answer under ``output`` as a one-element list, as some live answers come."""
 
 
-TOKEN_FAULTS = frozenset({Fault.HTML_500, Fault.HTML_502, Fault.RESET, Fault.RATE_LIMIT})
+TOKEN_FAULTS = frozenset(
+    {Fault.HTML_500, Fault.HTML_502, Fault.HTML_503, Fault.EMPTY_500, Fault.RESET, Fault.RATE_LIMIT}
+)
 """Faults :meth:`Simulator.inject_token` accepts; RATE_LIMIT there answers EGW00133."""
 
 

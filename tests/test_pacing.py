@@ -1,0 +1,77 @@
+"""Never above the limit, in any one-second window at the server; and still near the limit."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from aiolimiter import AsyncLimiter
+
+from kis_async import spec
+from kis_async.simulator import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_SECRET, Fault, Simulator
+
+from .conftest import ClientFactory, codes
+
+
+async def test_no_window_above_the_limit_with_latency_jitter(
+    sim: Simulator, make_client: ClientFactory
+) -> None:
+    rate = 100
+    sim.config.rate_limit = rate
+    sim.config.latency, sim.config.jitter = 0.02, 0.015
+    async with make_client(rate_limit=rate) as kis:
+        batch = await kis.check_sellable(codes(260))
+    assert batch.ok, batch.errors
+    assert sim.stats.rejected == 0
+    assert sim.stats.max_window <= rate
+    assert sim.stats.max_window >= rate * 0.9, "the pacer keeps the window nearly full"
+
+
+async def test_first_second_of_a_batch_is_not_a_burst(
+    sim: Simulator, make_client: ClientFactory
+) -> None:
+    sim.config.rate_limit = 50
+    async with make_client(rate_limit=50) as kis:
+        await kis.check_sellable(codes(60))
+    assert sim.stats.rejected == 0
+    assert sim.stats.max_window <= 50
+
+
+async def test_a_plain_async_limiter_bursts_over_the_limit_and_the_simulator_sees_it(
+    sim: Simulator,
+) -> None:
+    """The control for the tests above: the window check does catch a bursting client."""
+    rate = 50
+    sim.config.rate_limit = rate
+    limiter = AsyncLimiter(rate, 1)
+    credentials = {"appkey": DEMO_APP_KEY, "appsecret": DEMO_APP_SECRET}
+    async with aiohttp.ClientSession(sim.url) as http:
+        grant = {"grant_type": "client_credentials", **credentials}
+        async with http.post(spec.TOKEN_PATH, json=grant) as resp:
+            token = (await resp.json())["access_token"]
+        headers = {
+            **credentials,
+            "authorization": f"Bearer {token}",
+            "tr_id": spec.SELLABLE_TR_ID,
+            "custtype": "P",
+        }
+        cano, _, product = DEMO_ACCOUNT.partition("-")
+
+        async def one(pdno: str) -> None:
+            async with limiter:
+                query = {"CANO": cano, "ACNT_PRDT_CD": product, "PDNO": pdno}
+                async with http.get(spec.SELLABLE_PATH, params=query, headers=headers) as resp:
+                    await resp.read()
+
+        await asyncio.gather(*(one(p) for p in codes(2 * rate)))
+    assert sim.stats.max_window > rate
+    assert sim.stats.rejected > 0
+
+
+async def test_retries_are_paced_too(sim: Simulator, make_client: ClientFactory) -> None:
+    sim.config.rate_limit = 40
+    sim.inject(Fault.RATE_LIMIT, times=30)
+    async with make_client(rate_limit=40) as kis:
+        batch = await kis.check_sellable(codes(40))
+    assert batch.ok, batch.errors
+    assert sim.stats.max_window <= 40

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import pytest
+
+from kis_async import KISClient
+from kis_async.validate import normalize_pdno, normalize_pdnos, parse_account
+
+
+@pytest.mark.parametrize("text", ["12345678-01", "1234567801", " 12345678-01 "])
+def test_account_accepts_both_documented_forms(text: str) -> None:
+    account = parse_account(text)
+    assert (account.cano, account.product) == ("12345678", "01")
+
+
+@pytest.mark.parametrize("text", ["1234567-01", "123456789-01", "12345678_01", "abcdefgh-01", ""])
+def test_malformed_account_is_refused_at_construction(text: str) -> None:
+    with pytest.raises(ValueError, match="account must look like"):
+        KISClient("key", "secret", text, token_cache=None)
+
+
+def test_ticker_is_stripped_and_upper_cased() -> None:
+    assert normalize_pdno(" 005930 ") == "005930"
+    assert normalize_pdno("q500001") == "Q500001"
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "0059-30", "1234567890123", "삼성전자", "ß", "00 5930"])
+def test_malformed_ticker_names_itself(bad: str) -> None:
+    with pytest.raises(ValueError, match="ticker must be 1-12 ASCII letters or digits"):
+        normalize_pdno(bad)
+
+
+def test_batch_names_every_bad_code_at_once_and_dedupes_the_rest() -> None:
+    assert normalize_pdnos(["005930", "000660", " 005930"]) == ["005930", "000660"]
+    with pytest.raises(ValueError, match="2 malformed") as caught:
+        normalize_pdnos(["005930", "bad code", "000660", "!!"])
+    assert "'bad code'" in str(caught.value)
+    assert "'!!'" in str(caught.value)
+
+
+def test_a_single_string_is_not_mistaken_for_a_list_of_characters() -> None:
+    with pytest.raises(TypeError):
+        normalize_pdnos("005930")
+
+
+@pytest.mark.parametrize(
+    "url", ["http://openapi.koreainvestment.com:9443", "ftp://127.0.0.1", "http://10.0.0.1:80"]
+)
+def test_plain_http_is_refused_unless_loopback(url: str) -> None:
+    with pytest.raises(ValueError, match="base_url"):
+        KISClient("key", "secret", "12345678-01", base_url=url, token_cache=None)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9"])
+def test_plain_http_on_loopback_is_accepted_for_the_simulator(url: str) -> None:
+    assert KISClient("key", "secret", "12345678-01", base_url=url, token_cache=None).base_url
