@@ -2,12 +2,22 @@
 
 KIS counts calls as they *arrive* and rejects the one that makes more than ``rate`` in any one
 second. A plain ``AsyncLimiter(rate, 1)`` admits a burst of ``rate`` on top of its steady flow and
-so lets up to ``2 * rate - 1`` calls into one second. :class:`Throttle` uses a bucket of capacity
-one instead: successive calls leave at least ``(1 + margin) / rate`` seconds apart. Any ``rate + 1``
-consecutive calls then span at least ``1 + margin`` seconds as sent, so however their arrival is
-delayed, as long as no call is held back ``margin`` seconds more than another, no one-second window
-at the server sees more than ``rate`` of them. The price is a steady throughput of
-``rate / (1 + margin)``: 0.98 of the limit at the default 20 ms margin.
+so lets up to ``2 * rate - 1`` calls into one second.
+
+:class:`Throttle` uses a leaky bucket of capacity ``1 + slack`` that drains one call every
+``interval = (1 + margin) / (rate - slack)`` seconds, and admits a call only when one full unit
+fits. Just before the ``(rate + 1)``-th of any run of consecutive calls the bucket still holds
+``rate - elapsed / interval``, so that call waits until ``elapsed >= (rate - slack) * interval =
+1 + margin``. Hence:
+
+- any ``rate + 1`` consecutive calls leave at least ``1 + margin`` seconds apart, so no one-second
+  window at the server sees more than ``rate`` of them unless one call's trip is ``margin``
+  seconds slower than another's;
+- there is no burst: the first second of a batch is paced like every other;
+- a waiter woken up to ``slack * interval`` late (the event loop's timers fire up to a
+  millisecond late) loses no throughput, because the bucket kept draining meanwhile.
+
+Steady throughput is ``(rate - slack) / (1 + margin)``: about 0.98 of the limit by default.
 """
 
 from __future__ import annotations
@@ -18,6 +28,8 @@ from aiolimiter import AsyncLimiter
 
 DEFAULT_MARGIN = 0.02
 """Seconds of arrival jitter tolerated before two calls could share a window they should not."""
+TIMER_SLACK = 0.002
+"""Seconds of event-loop lateness per wake-up that the bucket absorbs without losing pace."""
 
 
 class Pacer(Protocol):
@@ -41,8 +53,10 @@ class Throttle:
             raise ValueError(f"margin must be in [0, 1) seconds, got {margin!r}")
         self.rate = rate
         self.margin = margin
-        self.interval = (1 + margin) / rate
-        self._limiter = AsyncLimiter(1, self.interval)
+        self.slack = min(0.5, TIMER_SLACK * rate)
+        self.interval = (1 + margin) / (rate - self.slack)
+        capacity = 1 + self.slack
+        self._limiter = AsyncLimiter(capacity, capacity * self.interval)
 
     async def acquire(self) -> None:
         """Return once the next call may leave; cancellable while waiting."""

@@ -76,9 +76,10 @@ async def test_cancelling_a_batch_cancels_its_requests_and_leaks_nothing(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         async with make_client(rate_limit=200) as kis:
+            reached = asyncio.Event()
+            sim.after_calls(30, reached.set)
             task = asyncio.create_task(kis.check_sellable(codes(400)))
-            while sim.stats.calls < 30:
-                await asyncio.sleep(0.005)
+            await reached.wait()
             assert _stray_tasks() - before, "the workers are visible while they run"
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -109,9 +110,10 @@ async def test_closing_the_client_mid_batch_ends_every_ticker(
     sim.config.latency = 0.05
     kis = make_client(rate_limit=200, max_retries=0)
     await kis.__aenter__()
+    reached = asyncio.Event()
+    sim.after_calls(10, reached.set)
     task = asyncio.create_task(kis.check_sellable(codes(100)))
-    while sim.stats.calls < 10:
-        await asyncio.sleep(0.005)
+    await reached.wait()
     await kis.aclose()
     batch = await task
     assert len(batch) == 100

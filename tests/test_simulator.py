@@ -83,9 +83,11 @@ def test_window_is_half_open_and_remembers_its_peak() -> None:
 
 
 async def test_stats_are_served_for_out_of_process_clients() -> None:
-    async with Simulator(SimulatorConfig(rate_limit=5)) as sim:
-        async with aiohttp.ClientSession(sim.url) as http:
-            await _token(http)
-            async with http.get("/_simulator/stats") as resp:
-                stats = await resp.json()
+    async with (
+        Simulator(SimulatorConfig(rate_limit=5)) as sim,
+        aiohttp.ClientSession(sim.url) as http,
+    ):
+        await _token(http)
+        async with http.get("/_simulator/stats") as resp:
+            stats = await resp.json()
     assert stats["token_issuances"] == 1 and stats["calls"] == 0
