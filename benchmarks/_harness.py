@@ -1,0 +1,72 @@
+"""Shared by the benchmarks: a simulator in its own process, so it never steals the client's CPU."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+from kis_async import KISClient
+from kis_async.simulator import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_SECRET
+
+CREDENTIALS = (DEMO_APP_KEY, DEMO_APP_SECRET, DEMO_ACCOUNT)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def simulator(rate: int, latency: float = 0.0, jitter: float = 0.0) -> Iterator[str]:
+    """Run ``kis-async simulator`` in a subprocess; yield its URL."""
+    port = free_port()
+    args = ["--port", str(port), "--rate", str(rate), "--latency", str(latency)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kis_async", "simulator", *args, "--jitter", str(jitter)],
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
+                break
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def stats(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url + "/_simulator/stats") as resp:
+        result: dict[str, Any] = json.load(resp)
+        return result
+
+
+def client(url: str, rate: float, **options: Any) -> KISClient:
+    options.setdefault("token_cache", None)
+    return KISClient(*CREDENTIALS, base_url=url, rate_limit=rate, **options)
+
+
+def codes(count: int) -> list[str]:
+    return [f"{100000 + i:06d}" for i in range(count)]
+
+
+def table(title: str, header: list[str], rows: list[list[object]]) -> None:
+    cells = [header, *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    print(f"\n### {title}\n")
+    for n, row in enumerate(cells):
+        print("| " + " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) + " |")
+        if n == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    sys.stdout.flush()
