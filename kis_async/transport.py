@@ -80,7 +80,7 @@ class _Retry(Exception):
 class _StaleToken(Exception):
     """Internal: KIS refused the token that was sent."""
 
-    def __init__(self, error: AuthError) -> None:
+    def __init__(self, error: APIError) -> None:
         self.error = error
 
 
@@ -229,16 +229,7 @@ class Transport:
         if envelope.msg_cd == spec.RATE_LIMITED:
             raise _Retry(_api_error(envelope, status, tr_id, pdno))
         if envelope.msg_cd in spec.STALE_TOKEN_CODES:
-            raise _StaleToken(
-                AuthError(
-                    rt_cd=envelope.rt_cd,
-                    msg_cd=envelope.msg_cd,
-                    msg1=envelope.msg1,
-                    status=status,
-                    tr_id=tr_id,
-                    pdno=pdno,
-                )
-            )
+            raise _StaleToken(_api_error(envelope, status, tr_id, pdno))
         return envelope
 
     async def _post_token(self, body: dict[str, str]) -> Token:
