@@ -129,7 +129,7 @@ class KISClient:
         )
 
     async def __aenter__(self) -> KISClient:
-        if self._session is not None:
+        if self._session is not None and not self._session.closed:
             raise RuntimeError("this KISClient is already open")
         connector = aiohttp.TCPConnector(limit=self.max_concurrency)
         self._session = aiohttp.ClientSession(connector=connector)
@@ -156,10 +156,9 @@ class KISClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the session. Calls still in flight fail with a :class:`TransportError`."""
-        session, self._session, self._transport = self._session, None, None
-        if session is not None:
-            await session.close()
+        """Close the session. Calls in flight or still queued fail with a ``TransportError``."""
+        if self._session is not None:
+            await self._session.close()
 
     @property
     def token_issuances(self) -> int:

@@ -5,8 +5,9 @@ What is retried is decided in one place, :meth:`Transport._verdict`:
 - connection failures, timeouts and 5xx answers that are not KIS JSON (a proxy's page): retried
   with exponential backoff and jitter, at most ``max_retries`` times;
 - ``EGW00201`` (per-second limit): retried the same way, surfacing only when every try was refused;
-- ``EGW00123``/``EGW00121`` (token expired or invalid): the token is re-issued once and the call
-  repeated once;
+- ``EGW00123``/``EGW00121`` (token expired or invalid): the token is re-issued (once for all the
+  calls that saw the same token refused) and the call repeated; a call gives up with
+  :class:`AuthError` when the replacement token is refused too, twice;
 - any other KIS error envelope: returned to the caller at once, since asking again gives the same.
 
 Every call KIS counts goes through the pacer, retries included. Token issuance does not: KIS
@@ -45,6 +46,10 @@ from .throttle import Pacer
 log = logging.getLogger(__name__)
 
 _RETRYABLE_CONNECTION_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
+_MAX_RENEWALS = 2
+"""Token refusals one call survives: one death of the token it holds, and one more of the token
+that replaced it (say, revoked and then expired while the call was in flight). More means KIS
+refuses every token it issues; re-issuing again would only spam the account holder."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +131,7 @@ class Transport:
         headers: Mapping[str, str] | None = None,
     ) -> Response:
         """GET an API path; returns on ``rt_cd == "0"``, raises a :class:`KISError` otherwise."""
-        renewed = False
+        renewals = 0
         attempt = 0
         token = await self.tokens.get()
         while True:
@@ -140,9 +145,9 @@ class Transport:
             try:
                 return await self._attempt(path, params, request_headers, tr_id, pdno)
             except _StaleToken as stale:
-                if renewed:
+                if renewals >= _MAX_RENEWALS:
                     raise stale.error from None
-                renewed = True
+                renewals += 1
                 log.info("token refused (%s); re-issuing once", stale.error.msg_cd)
                 token = await self.tokens.renew(token)
             except _Retry as retry:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from aiohttp import web
+from hypothesis import settings
 
 from kis_async import KISClient, spec
 from kis_async.simulator import (
@@ -17,6 +19,10 @@ from kis_async.simulator import (
     Simulator,
     SimulatorConfig,
 )
+
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 FAST_RATE = 1000
 """Calls per second for tests that are not about pacing: the limit stays out of the way."""

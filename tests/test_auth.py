@@ -88,14 +88,15 @@ async def test_too_soon_answer_waits_an_interval_and_gets_the_token(
     assert sim.stats.token_issuances == 1
 
 
-async def test_token_refused_twice_in_a_row_is_an_auth_error(
+async def test_a_server_refusing_every_new_token_stops_after_two_reissues(
     sim: Simulator, kis: KISClient
 ) -> None:
-    sim.inject(Fault.TOKEN_EXPIRED, pdno="005930", times=2)
+    sim.inject(Fault.TOKEN_EXPIRED, pdno="005930", times=10)
     with pytest.raises(AuthError) as caught:
         await kis.sellable_quantity("005930")
     assert caught.value.msg_cd == "EGW00123"
-    assert sim.stats.token_issuances == 2
+    assert sim.stats.token_issuances == 3
+    assert sim.stats.per_pdno["005930"] == 3
 
 
 class _Clock:

@@ -33,7 +33,7 @@ from aiohttp import web
 
 from .. import spec
 from .portfolio import UNKNOWN_TICKERS, Holding, not_held, sample_portfolio
-from .window import SlidingWindow
+from .window import FixedWindow, SlidingWindow
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ class SimulatorConfig:
     rate_limit: int = spec.CALLS_PER_SECOND
     """Calls admitted per appkey in any sliding window of ``window`` seconds."""
     window: float = 1.0
+    fixed_window_offset: float | None = None
+    """Count the limit in fixed buckets starting at this offset (seconds) instead of sliding."""
     latency: float = 0.0
     """Seconds each API answer takes, plus or minus up to ``jitter``."""
     jitter: float = 0.0
@@ -168,7 +170,7 @@ class Simulator:
         self._tokens: dict[str, _Token] = {}
         self._last_issue: dict[str, tuple[float, str]] = {}
         self._arrivals: defaultdict[str, SlidingWindow] = defaultdict(self._window)
-        self._admitted: defaultdict[str, SlidingWindow] = defaultdict(self._window)
+        self._admitted: defaultdict[str, SlidingWindow | FixedWindow] = defaultdict(self._limiter)
         self._faults: defaultdict[str | None, list[Fault]] = defaultdict(list)
         self._token_faults: list[Fault] = []
         self._after: list[tuple[int, Callable[[], None]]] = []
@@ -178,6 +180,12 @@ class Simulator:
 
     def _window(self) -> SlidingWindow:
         return SlidingWindow(self.config.window)
+
+    def _limiter(self) -> SlidingWindow | FixedWindow:
+        offset = self.config.fixed_window_offset
+        if offset is None:
+            return self._window()
+        return FixedWindow(self.config.window, asyncio.get_running_loop().time() + offset)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

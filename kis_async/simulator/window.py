@@ -45,3 +45,29 @@ class SlidingWindow:
             return False
         self.record(now)
         return True
+
+
+class FixedWindow:
+    """Counts events in fixed buckets ``[offset + k*span, offset + (k+1)*span)``.
+
+    The other way a server may count: what a client sees when the server's second does not
+    start when the client's does. Same :meth:`admit` as :class:`SlidingWindow`.
+    """
+
+    __slots__ = ("_bucket", "_count", "offset", "span")
+
+    def __init__(self, span: float = 1.0, offset: float = 0.0) -> None:
+        self.span = span
+        self.offset = offset
+        self._bucket = -1
+        self._count = 0
+
+    def admit(self, now: float, limit: int) -> bool:
+        """Count an event at ``now`` if its bucket has room for it under ``limit``."""
+        bucket = int((now - self.offset) // self.span)
+        if bucket != self._bucket:
+            self._bucket, self._count = bucket, 0
+        if self._count >= limit:
+            return False
+        self._count += 1
+        return True
