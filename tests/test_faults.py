@@ -22,6 +22,7 @@ from kis_async import (
     SellableQuantity,
     Token,
     TokenCache,
+    TransportError,
 )
 from kis_async.simulator import Fault, Simulator
 
@@ -200,3 +201,13 @@ def test_failed_cache_write_keeps_the_old_file_whole(
     cache.save(Token("new", 2e9, 1e9))
     assert cache.load() == Token("old", 2e9, 1e9)
     assert [p.name for p in tmp_path.iterdir()] == ["token.json"]
+
+
+async def test_connection_refused_for_a_whole_batch_ends_every_ticker(
+    make_client: ClientFactory,
+) -> None:
+    asked = [f"{100000 + i:06d}" for i in range(200)]
+    async with make_client(base_url="http://127.0.0.1:9", max_retries=1) as kis:
+        batch = await kis.check_sellable(asked)
+    assert list(batch.errors) == asked
+    assert all(isinstance(e, TransportError) for e in batch.errors.values())
