@@ -9,6 +9,7 @@ import time
 
 import baselines
 import cost
+import holdings
 import limit
 import memory
 
@@ -19,7 +20,7 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     start = time.perf_counter()
-    for bench in (limit, baselines, cost, memory):
+    for bench in (limit, baselines, holdings, cost, memory):
         bench.main(quick)
     print(f"\n(all benchmarks: {time.perf_counter() - start:.0f} s)")
 

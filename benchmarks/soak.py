@@ -14,7 +14,7 @@ from collections import Counter
 from _harness import CREDENTIALS, table
 
 from kis_async import KISClient
-from kis_async.simulator import Fault, Simulator, SimulatorConfig
+from kis_async.simulator import UNKNOWN_TICKERS, Fault, Simulator, SimulatorConfig
 
 
 async def soak(count: int, rate: int) -> None:
@@ -29,9 +29,8 @@ async def soak(count: int, rate: int) -> None:
         seed=2026,
     )
     async with Simulator(config) as sim:
-        asked = list(sim.portfolio) + [
-            f"{700000 + i:06d}" for i in range(count - len(sim.portfolio))
-        ]
+        held = [p for p in sim.portfolio if p not in UNKNOWN_TICKERS]
+        asked = held + [f"{700000 + i:06d}" for i in range(count - len(held))]
         asked[100:102] = ["999999", "999990"]
         sim.after_calls(count // 4, sim.revoke_tokens)
         sim.after_calls(count // 2, lambda: (sim.expire_tokens(), sim.inject_token(Fault.HTML_502)))

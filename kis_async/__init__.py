@@ -8,12 +8,13 @@ from .errors import (
     AuthError,
     DecodeError,
     KISError,
+    PagingError,
     RateLimitError,
     RequestTimeout,
     TokenCacheError,
     TransportError,
 )
-from .models import SellableQuantity
+from .models import Position, SellableQuantity
 from .spec import CALLS_PER_SECOND, REAL_HOST
 from .throttle import Throttle
 
@@ -28,6 +29,8 @@ __all__ = [
     "KISClient",
     "KISError",
     "Outcome",
+    "PagingError",
+    "Position",
     "RateLimitError",
     "RequestTimeout",
     "SellableQuantity",

@@ -92,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
         help="check tickers with the credentials in KIS_APP_KEY/KIS_APP_SECRET/KIS_ACCOUNT",
     )
     check.add_argument("pdnos", nargs="*", metavar="PDNO", help="ticker codes, e.g. 005930")
+    check.add_argument(
+        "--holdings", action="store_true", help="check every position of the account"
+    )
     check.add_argument("--file", type=Path, help="a list (one code a line, # comments) or a CSV")
     check.add_argument(
         "--env-file", type=Path, help="KEY=VALUE lines filling unset KIS_* variables"
@@ -120,12 +123,22 @@ async def _run(args: argparse.Namespace, report: Report) -> None:
     if args.env_file is not None:
         _load_env_file(args.env_file)
     pdnos = list(args.pdnos) + (_read_codes(args.file) if args.file is not None else [])
-    if not pdnos:
-        raise UsageError("no tickers: give PDNO arguments or --file")
+    if not pdnos and not args.holdings:
+        raise UsageError("no tickers: give PDNO arguments, --file or --holdings")
     report.asked = normalize_pdnos(pdnos)
     client = KISClient.from_env(rate_limit=args.rate)
     async with client:
+        if args.holdings:
+            report.asked = normalize_pdnos([*report.asked, *await _held(client)])
         await _check(client, report)
+
+
+async def _held(client: KISClient) -> list[str]:
+    """The account's positions with shares in them, as the balance inquiry lists them."""
+    positions = await client.holdings()
+    held = [p.pdno for p in positions if p.hldg_qty > 0]
+    _note(f"holdings: {len(positions)} positions, {len(positions) - len(held)} sold out skipped")
+    return held
 
 
 async def _demo(args: argparse.Namespace, report: Report) -> None:
@@ -133,7 +146,6 @@ async def _demo(args: argparse.Namespace, report: Report) -> None:
         DEMO_ACCOUNT,
         DEMO_APP_KEY,
         DEMO_APP_SECRET,
-        UNKNOWN_TICKERS,
         Simulator,
         SimulatorConfig,
     )
@@ -142,10 +154,9 @@ async def _demo(args: argparse.Namespace, report: Report) -> None:
         rate_limit=int(args.rate), latency=args.latency, jitter=args.latency / 3
     )
     async with Simulator(config) as sim:
-        report.asked = normalize_pdnos([*sim.portfolio, *sorted(UNKNOWN_TICKERS)])
         _note(
-            f"demo: embedded KIS simulator at {sim.url}, {len(report.asked)} tickers, "
-            f"{config.rate_limit} calls/s, {args.latency * 1000:.0f} ms latency"
+            f"demo: embedded KIS simulator at {sim.url}, {config.rate_limit} calls/s, "
+            f"{args.latency * 1000:.0f} ms latency; checking every position of the account"
         )
         client = KISClient(
             DEMO_APP_KEY,
@@ -156,6 +167,7 @@ async def _demo(args: argparse.Namespace, report: Report) -> None:
             token_cache=None,
         )
         async with client:
+            report.asked = normalize_pdnos(await _held(client))
             await _check(client, report)
         _note(
             f"simulator saw {sim.stats.calls} calls, {sim.stats.rejected} rejected, at most "

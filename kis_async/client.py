@@ -16,7 +16,8 @@ from yarl import URL
 from . import batch, spec
 from .auth import TokenCache
 from .batch import Batch, Outcome
-from .models import SellableQuantity, decode_sellable, pick_sellable
+from .errors import PagingError
+from .models import Position, SellableQuantity, decode_balance, decode_sellable, pick_sellable
 from .throttle import DEFAULT_MARGIN, Throttle
 from .transport import RetryPolicy, Transport
 from .validate import normalize_pdno, normalize_pdnos, parse_account
@@ -192,6 +193,46 @@ class KISClient:
         """
         codes = normalize_pdnos(pdnos)
         return batch.stream(codes, self._sellable, self.max_concurrency)
+
+    async def holdings(self, *, max_pages: int = 100) -> list[Position]:
+        """Every position of the account (주식잔고조회), following the pages to the end.
+
+        Pages go through the same token, pacing and retries as every call. A server that
+        repeats a continuation key, or pages past ``max_pages``, raises :class:`PagingError`.
+        """
+        transport = self._require_transport()
+        query = {"CANO": self.account.cano, "ACNT_PRDT_CD": self.account.product}
+        query |= spec.BALANCE_QUERY
+        keys = ("", "")
+        seen: set[tuple[str, str]] = set()
+        positions: list[Position] = []
+        for page in range(max_pages):
+            response = await transport.get(
+                spec.BALANCE_PATH,
+                tr_id=spec.BALANCE_TR_ID,
+                params=query | {"CTX_AREA_FK100": keys[0], "CTX_AREA_NK100": keys[1]},
+                headers={"tr_cont": spec.NEXT_PAGE} if page else None,
+            )
+            body = decode_balance(response.body)
+            positions.extend(body.output1)
+            if response.headers.get("tr_cont", "") not in spec.MORE_PAGES:
+                return positions
+            seen.add(keys)
+            keys = (body.ctx_area_fk100.strip(), body.ctx_area_nk100.strip())
+            if keys in seen:
+                raise PagingError(
+                    f"inquire-balance repeated its continuation key on page {page + 2}"
+                )
+        raise PagingError(f"inquire-balance still had more pages after {max_pages}")
+
+    async def check_holdings(self) -> Batch[SellableQuantity]:
+        """:meth:`holdings`, then :meth:`check_sellable` for every ticker actually held.
+
+        Positions with ``hldg_qty`` 0 (sold out today) are skipped. Errors listing the
+        holdings raise; errors checking a ticker land in ``errors`` as usual.
+        """
+        held = [p.pdno for p in await self.holdings() if p.hldg_qty > 0]
+        return await self.check_sellable(held)
 
     async def _sellable(self, pdno: str) -> SellableQuantity:
         response = await self._require_transport().get(

@@ -9,6 +9,7 @@
     ├── TransportError      no usable answer: connection, 5xx page, retries exhausted
     │   └── RequestTimeout  the per-request timeout fired
     ├── DecodeError         the answer arrived but is not what KIS documents
+    │   └── PagingError     a paged inquiry that does not end
     └── TokenCacheError     the token cache file is unsafe to use
 
 Messages carry what a user needs to act (code, message, HTTP status, tr_id, ticker) and never the
@@ -80,6 +81,10 @@ class DecodeError(KISError):
     def __init__(self, message: str, *, field: str | None = None, pdno: str | None = None) -> None:
         super().__init__(message, pdno=pdno)
         self.field = field
+
+
+class PagingError(DecodeError):
+    """A paged inquiry repeated its continuation key or ran past its page bound."""
 
 
 class TokenCacheError(KISError):

@@ -82,10 +82,34 @@ class SellableEnvelope(Envelope):
     output: Output = None
 
 
+class Position(msgspec.Struct, frozen=True):
+    """One holding from 주식잔고조회 (inquire-balance ``output1``), under the KIS field names.
+
+    ``hldg_qty`` is held, ``ord_psbl_qty`` sellable as the balance sees it; ``prpr`` is the
+    current price. A position sold out today can still be listed with ``hldg_qty`` 0.
+    """
+
+    pdno: str
+    prdt_name: str
+    hldg_qty: NonNegative
+    ord_psbl_qty: NonNegative
+    pchs_avg_pric: Decimal
+    prpr: Decimal
+
+
+class BalancePage(Envelope):
+    """One page of inquire-balance; the ``ctx_area_*`` keys ask for the next one."""
+
+    output1: list[Position] = msgspec.field(default_factory=list)
+    ctx_area_fk100: str = ""
+    ctx_area_nk100: str = ""
+
+
 S = TypeVar("S", bound=Envelope)
 
 _envelope_decoder = msgspec.json.Decoder(Envelope)
 _sellable_decoder = msgspec.json.Decoder(SellableEnvelope, strict=False)
+_balance_decoder = msgspec.json.Decoder(BalancePage, strict=False)
 _GROUPED = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
 
@@ -120,6 +144,17 @@ def decode_sellable(body: bytes, pdno: str) -> SellableEnvelope:
             raise DecodeError("response is neither UTF-8 nor EUC-KR", pdno=pdno) from None
         return decode_sellable(body, pdno)
     return relaxed_convert(body, SellableEnvelope, ("output1", "output"), pdno)
+
+
+def decode_balance(body: bytes) -> BalancePage:
+    """Decode one inquire-balance page (the transport has already checked its envelope)."""
+    try:
+        return _balance_decoder.decode(body)
+    except msgspec.ValidationError:
+        pass
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise DecodeError(f"balance page is not valid JSON: {exc}") from None
+    return relaxed_convert(body, BalancePage, ("output1",), None)
 
 
 def pick_sellable(envelope: SellableEnvelope, pdno: str) -> SellableQuantity:

@@ -18,6 +18,20 @@ SELLABLE_PATH: Final = "/uapi/domestic-stock/v1/trading/inquire-psbl-sell"
 SELLABLE_TR_ID: Final = "TTTC8408R"
 BALANCE_PATH: Final = "/uapi/domestic-stock/v1/trading/inquire-balance"
 BALANCE_TR_ID: Final = "TTTC8434R"
+BALANCE_QUERY: Final = {
+    "AFHR_FLPR_YN": "N",
+    "OFL_YN": "",
+    "INQR_DVSN": "02",
+    "UNPR_DVSN": "01",
+    "FUND_STTL_ICLD_YN": "N",
+    "FNCG_AMT_AUTO_RDPT_YN": "N",
+    "PRCS_DVSN": "00",
+}
+"""inquire-balance's fixed query: regular hours, by ticker, no fund settlement, no auto-repay."""
+MORE_PAGES: Final = frozenset({"F", "M"})
+"""Response ``tr_cont`` values that mean another page follows (``D``/``E``: the last)."""
+NEXT_PAGE: Final = "N"
+"""Request ``tr_cont`` asking for the next page."""
 
 CALLS_PER_SECOND: Final = 20
 """Real accounts: calls per second per appkey."""

@@ -163,6 +163,8 @@ async def test_ctrl_c_stops_cleanly_and_prints_what_was_done() -> None:
     assert proc.stderr is not None
     started = await asyncio.wait_for(proc.stderr.readline(), 30)
     assert started.startswith(b"demo:")
+    listed = await asyncio.wait_for(proc.stderr.readline(), 30)
+    assert listed.startswith(b"holdings:"), "interrupt once the check itself is under way"
     proc.send_signal(signal.SIGINT)
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 130

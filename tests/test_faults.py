@@ -24,7 +24,7 @@ from kis_async import (
     TokenCache,
     TransportError,
 )
-from kis_async.simulator import Fault, Simulator
+from kis_async.simulator import UNKNOWN_TICKERS, Fault, Simulator
 
 from .conftest import ClientFactory
 
@@ -64,7 +64,7 @@ def check_batch(
 
 
 def portfolio_batch(sim: Simulator, count: int = 300) -> list[str]:
-    held = list(sim.portfolio)
+    held = [p for p in sim.portfolio if p not in UNKNOWN_TICKERS]
     return held + [f"{200000 + i:06d}" for i in range(count - len(held))]
 
 

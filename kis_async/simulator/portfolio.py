@@ -44,6 +44,24 @@ class Holding:
             "evlu_pfls_rt": str(rate.quantize(Decimal("0.01"), ROUND_HALF_UP)),
         }
 
+    def as_balance(self, pdno: str) -> dict[str, str]:
+        """The inquire-balance ``output1`` row for this position."""
+        full = self.as_kis(pdno)
+        return {
+            "pdno": pdno,
+            "prdt_name": self.name,
+            "hldg_qty": full["cblc_qty"],
+            "ord_psbl_qty": full["ord_psbl_qty"],
+            "pchs_avg_pric": full["pchs_avg_pric"],
+            "pchs_amt": full["pchs_amt"],
+            "prpr": full["now_pric"],
+            "evlu_amt": full["evlu_amt"],
+            "evlu_pfls_amt": full["evlu_pfls_amt"],
+            "evlu_pfls_rt": full["evlu_pfls_rt"],
+            "thdt_buyqty": full["buy_qty"],
+            "thdt_sll_qty": full["sll_qty"],
+        }
+
 
 def not_held(pdno: str) -> dict[str, str]:
     """What KIS answers for a valid ticker the account does not hold: blanks, ``rt_cd`` "0"."""
@@ -248,14 +266,18 @@ KRX_NAMES: tuple[tuple[str, str], ...] = (
 )
 
 UNKNOWN_TICKERS: frozenset[str] = frozenset({"999990", "999999"})
-"""Codes the demo asks about that no exchange lists: the simulator answers them with an error."""
+"""Codes no exchange lists: the simulator answers inquire-psbl-sell for them with an error. The
+sample account still carries two such positions (as a delisted stock lingers in a balance), so
+the demo shows how a failed ticker is reported."""
 
 
 def sample_portfolio(seed: int = 20261125) -> dict[str, Holding]:
     """A few hundred plausible positions, the same for the same seed.
 
-    Roughly one in six was partly sold today, one in ten has an unfilled sell order, and prices
-    sit within about 30% of the average cost, so the profit/loss column has both signs.
+    Roughly one in six was partly sold today, one in ten has an unfilled sell order, a few were
+    sold out today (held 0, still listed by the balance), two are delisted (see
+    :data:`UNKNOWN_TICKERS`), and prices sit within about 30% of the average cost, so the
+    profit/loss column has both signs.
     """
     rng = random.Random(seed)
     portfolio: dict[str, Holding] = {}
@@ -267,4 +289,11 @@ def sample_portfolio(seed: int = 20261125) -> dict[str, Holding]:
         pending = rng.randint(1, quantity) if rng.random() < 1 / 10 else 0
         bought = rng.randint(1, quantity) if rng.random() < 1 / 8 else 0
         portfolio[pdno] = Holding(name, quantity, avg, price, bought, sold, pending)
+    for pdno in list(portfolio)[17::40]:
+        was = portfolio[pdno]
+        portfolio[pdno] = Holding(
+            was.name, 0, was.avg_price, was.now_price, sold_today=was.quantity
+        )
+    for n, pdno in enumerate(sorted(UNKNOWN_TICKERS)):
+        portfolio[pdno] = Holding(f"상장폐지 예시 {n + 1}", 10, Decimal(5000), Decimal(0))
     return portfolio

@@ -103,6 +103,10 @@ class SimulatorConfig:
     """Chance that any API call gets a random fault from ``fault_kinds``."""
     fault_kinds: tuple[Fault, ...] = tuple(Fault)
     hang_for: float = 30.0
+    page_size: int = 50
+    """Positions per inquire-balance page."""
+    loop_paging: bool = False
+    """inquire-balance never ends: every page says more follow, with the same key."""
     seed: int | None = None
 
 
@@ -195,6 +199,7 @@ class Simulator:
         app.router.add_post(spec.TOKEN_PATH, self._issue_token)
         app.router.add_post(spec.REVOKE_PATH, self._revoke_token)
         app.router.add_get(spec.SELLABLE_PATH, self._sellable)
+        app.router.add_get(spec.BALANCE_PATH, self._balance)
         app.router.add_get("/_simulator/stats", self._stats)
         return app
 
@@ -351,6 +356,49 @@ class Simulator:
         if fault is None:
             return _ok(output)
         return await self._faulty(request, fault, output)
+
+    async def _balance(self, request: web.Request) -> web.StreamResponse:
+        refusal = await self._gate(request, spec.BALANCE_TR_ID)
+        if refusal is not None:
+            return refusal
+        query = request.query
+        refusal = self._check_account(query)
+        if refusal is None and any(query.get(k) != v for k, v in spec.BALANCE_QUERY.items()):
+            refusal = _error(500, "SIM00406", "조회 조건을 확인하세요 (simulated)")
+        await self._delay()
+        if refusal is not None:
+            return refusal
+        start = 0
+        key = query.get("CTX_AREA_NK100", "").strip()
+        if request.headers.get("tr_cont") == spec.NEXT_PAGE and key:
+            if not key.startswith("SIMPAGE") or not key[7:].isdigit():
+                return _error(500, "SIM00407", "연속조회키를 확인하세요 (simulated)")
+            start = int(key[7:])
+        size = max(1, self.config.page_size)
+        rows = list(self.portfolio.items())
+        page = rows[start : start + size]
+        more = self.config.loop_paging or start + size < len(rows)
+        next_key = "SIMPAGE" + str(start if self.config.loop_paging else start + size)
+        body = _success_envelope() | {
+            "ctx_area_fk100": "SIMFK" if more else "",
+            "ctx_area_nk100": next_key if more else "",
+            "output1": [holding.as_balance(pdno) for pdno, holding in page],
+            "output2": [self._summary()],
+        }
+        tr_cont = ("M" if start else "F") if more else "D"
+        response = _json(200, body)
+        response.headers["tr_cont"] = tr_cont
+        response.headers["tr_id"] = spec.BALANCE_TR_ID
+        return response
+
+    def _summary(self) -> dict[str, str]:
+        value = sum(h.now_price * h.quantity for h in self.portfolio.values())
+        bought = sum(h.avg_price * h.quantity for h in self.portfolio.values())
+        return {
+            "tot_evlu_amt": str(round(value)),
+            "pchs_amt_smtl_amt": str(round(bought)),
+            "evlu_pfls_smtl_amt": str(round(value - bought)),
+        }
 
     async def _gate(self, request: web.Request, tr_id: str) -> web.StreamResponse | None:
         """What the KIS gateway checks first: the call limit, then the token and keys."""
