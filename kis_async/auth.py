@@ -18,7 +18,9 @@ import stat
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Protocol
 
 import msgspec
 
@@ -130,15 +132,52 @@ class TokenCache:
 Issuer = Callable[[], Awaitable[Token]]
 
 
+class TokenStore(Protocol):
+    """Where the token lives between issuances, shared by everyone who uses the appkey.
+
+    ``lock`` is held around "read the shared token, else issue one and store it", so that only
+    one holder issues at a time; a store used by one process may make it a no-op.
+    """
+
+    def lock(self) -> AbstractAsyncContextManager[object]: ...
+
+    async def load(self) -> Token | None: ...
+
+    async def save(self, token: Token) -> None: ...
+
+    async def discard(self, access_token: str) -> None:
+        """Forget the stored token if it is still ``access_token`` (KIS refused it)."""
+
+
+class FileTokenStore:
+    """The default store: one process at a time, the token kept in a :class:`TokenCache`."""
+
+    def __init__(self, cache: TokenCache) -> None:
+        self.cache = cache
+
+    def lock(self) -> AbstractAsyncContextManager[object]:
+        return contextlib.nullcontext()
+
+    async def load(self) -> Token | None:
+        return self.cache.load()
+
+    async def save(self, token: Token) -> None:
+        self.cache.save(token)
+
+    async def discard(self, access_token: str) -> None:
+        self.cache.discard(access_token)
+
+
 class TokenManager:
     """Hands every request the current token, issuing at most one at a time.
 
     - :meth:`get` returns a token that is not about to expire; while a refresh is under way the
       old one is still handed out if it has not actually expired.
     - :meth:`renew` is for a token KIS refused (EGW00123/EGW00121): the first caller re-issues,
-      every later caller holding the same stale token gets the new one without another issuance.
+      every later caller holding the same stale token gets the new one without another issuance
+      (in another process too, when the store is shared).
     - Issuances are at least ``issue_interval`` seconds apart (KIS: one a minute), counted from
-      the last issuance this process *or the cache file* knows of.
+      the last issuance this process *or the store* knows of.
     - A failed issuance is remembered: an :class:`AuthError` (credentials refused) for the
       client's lifetime, anything else (a fault) for one ``issue_interval``. Callers in that
       time get the same error without a request.
@@ -148,17 +187,16 @@ class TokenManager:
         self,
         issue: Issuer,
         *,
-        cache: TokenCache | None,
+        store: TokenStore | None,
         issue_interval: float = spec.TOKEN_ISSUE_INTERVAL,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._issue = issue
-        self._cache = cache
+        self._store = store
         self._interval = issue_interval
         self._clock = clock
         self._lock = asyncio.Lock()
         self._token: Token | None = None
-        self._cache_read = cache is None
         self._last_issued = float("-inf")
         self._failure: KISError | None = None
         self._failure_until = 0.0
@@ -177,7 +215,7 @@ class TokenManager:
             token = self._token
             if token is not None and token.fresh(self._clock()):
                 return token.access_token
-            return (await self._obtain()).access_token
+            return (await self._obtain(refused=None)).access_token
 
     async def renew(self, stale: str) -> str:
         """KIS refused ``stale``: return a new token, issuing one only if nobody else has."""
@@ -186,10 +224,7 @@ class TokenManager:
             if token is not None and token.access_token != stale and token.fresh(self._clock()):
                 return token.access_token
             self._token = None
-            self._cache_read = True
-            if self._cache is not None:
-                self._cache.discard(stale)
-            fresh = await self._obtain()
+            fresh = await self._obtain(refused=stale)
             if fresh.access_token == stale:
                 raise AuthError(
                     rt_cd="1",
@@ -203,21 +238,28 @@ class TokenManager:
         """Drop the in-memory token (used after revoking it)."""
         self._token = None
 
-    async def _obtain(self) -> Token:
-        """Called under the lock: the cache file, else a new issuance."""
-        now = self._clock()
-        if self._failure is not None and now < self._failure_until:
+    async def _obtain(self, *, refused: str | None) -> Token:
+        """Called under the lock: the store's token unless it is ``refused``, else a new one."""
+        if self._failure is not None and self._clock() < self._failure_until:
             raise self._failure.with_traceback(None)
-        if not self._cache_read and self._cache is not None:
-            self._cache_read = True
-            cached = self._cache.load()
-            if cached is not None:
-                self._last_issued = max(self._last_issued, cached.issued_at)
-                if cached.fresh(now):
-                    log.debug("using the cached access token")
-                    self._token = cached
-                    return cached
-        wait = self._last_issued + self._interval - now
+        if self._store is None:
+            return await self._issue_new()
+        async with self._store.lock():
+            shared = await self._store.load()
+            if shared is not None:
+                self._last_issued = max(self._last_issued, shared.issued_at)
+                if shared.access_token == refused:
+                    await self._store.discard(refused)
+                elif shared.fresh(self._clock()):
+                    log.debug("using the stored access token")
+                    self._token = shared
+                    return shared
+            token = await self._issue_new()
+            await self._store.save(token)
+            return token
+
+    async def _issue_new(self) -> Token:
+        wait = self._last_issued + self._interval - self._clock()
         if wait > 0:
             log.info("waiting %.1f s: KIS issues one token a minute per appkey", wait)
             await asyncio.sleep(wait)
@@ -232,8 +274,6 @@ class TokenManager:
         self._failure = None
         self._last_issued = token.issued_at
         self._token = token
-        if self._cache is not None:
-            self._cache.save(token)
         return token
 
     async def _issue_respecting_limit(self) -> Token:

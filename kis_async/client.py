@@ -14,7 +14,7 @@ import aiohttp
 from yarl import URL
 
 from . import batch, spec
-from .auth import TokenCache
+from .auth import FileTokenStore, TokenCache
 from .batch import Batch, Outcome
 from .errors import PagingError
 from .models import Position, SellableQuantity, decode_balance, decode_sellable, pick_sellable
@@ -143,7 +143,7 @@ class KISClient:
             pacer=self.throttle,
             retry=self._retry,
             timeout=self._timeout,
-            token_cache=self._token_cache,
+            token_store=FileTokenStore(self._token_cache) if self._token_cache else None,
             token_issue_interval=self._token_interval,
         )
         return self

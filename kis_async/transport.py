@@ -30,7 +30,7 @@ import msgspec
 from multidict import CIMultiDictProxy
 
 from . import spec
-from .auth import Token, TokenCache, TokenManager
+from .auth import Token, TokenManager, TokenStore
 from .errors import (
     APIError,
     AuthError,
@@ -103,7 +103,7 @@ class Transport:
         pacer: Pacer,
         retry: RetryPolicy,
         timeout: float,
-        token_cache: TokenCache | None,
+        token_store: TokenStore | None,
         token_issue_interval: float = spec.TOKEN_ISSUE_INTERVAL,
     ) -> None:
         self._session = session
@@ -118,7 +118,7 @@ class Transport:
         self._retry = retry
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self.tokens = TokenManager(
-            self.issue_token, cache=token_cache, issue_interval=token_issue_interval
+            self.issue_token, store=token_store, issue_interval=token_issue_interval
         )
 
     async def get(

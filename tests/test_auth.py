@@ -116,7 +116,7 @@ async def test_token_is_refreshed_before_it_expires_not_after() -> None:
         issued.append(token)
         return token
 
-    tokens = TokenManager(issue, cache=None, issue_interval=60.0, clock=clock)
+    tokens = TokenManager(issue, store=None, issue_interval=60.0, clock=clock)
     assert await tokens.get() == "t0"
     clock.now += 86400 - 301
     assert await tokens.get() == "t0"
@@ -134,7 +134,7 @@ async def test_renew_by_many_holders_of_the_same_stale_token_issues_once() -> No
         issued.append(token)
         return token
 
-    tokens = TokenManager(issue, cache=None, issue_interval=0.0)
+    tokens = TokenManager(issue, store=None, issue_interval=0.0)
     stale = await tokens.get()
     renewed = await asyncio.gather(*(tokens.renew(stale) for _ in range(50)))
     assert set(renewed) == {"t1"}
