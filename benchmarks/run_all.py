@@ -12,6 +12,7 @@ import cost
 import holdings
 import limit
 import memory
+import multiprocess
 
 
 def main() -> None:
@@ -20,7 +21,7 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     start = time.perf_counter()
-    for bench in (limit, baselines, holdings, cost, memory):
+    for bench in (limit, baselines, holdings, multiprocess, cost, memory):
         bench.main(quick)
     print(f"\n(all benchmarks: {time.perf_counter() - start:.0f} s)")
 

@@ -46,6 +46,11 @@ class Token(msgspec.Struct, frozen=True):
         return f"Token(expires_at={self.expires_at!r}, access_token=<redacted>)"
 
 
+def appkey_digest(app_key: str, host: str) -> str:
+    """A name for one appkey on one host that does not reveal the appkey."""
+    return hashlib.sha256(f"{host}\0{app_key}".encode()).hexdigest()[:32]
+
+
 class _CacheEntry(msgspec.Struct):
     host: str
     access_token: str
@@ -69,8 +74,7 @@ class TokenCache:
     def default(cls, app_key: str, host: str) -> TokenCache:
         """The per-user location: ``$XDG_CACHE_HOME/kis_async`` or ``~/.cache/kis_async``."""
         root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        digest = hashlib.sha256(f"{host}\0{app_key}".encode()).hexdigest()[:32]
-        return cls(Path(root) / "kis_async" / f"token-{digest}.json", host)
+        return cls(Path(root) / "kis_async" / f"token-{appkey_digest(app_key, host)}.json", host)
 
     def load(self) -> Token | None:
         """The cached token for this host, or ``None`` when absent or unreadable."""

@@ -8,17 +8,17 @@ import os
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
 from yarl import URL
 
 from . import batch, spec
-from .auth import FileTokenStore, TokenCache
+from .auth import FileTokenStore, TokenCache, TokenStore, appkey_digest
 from .batch import Batch, Outcome
 from .errors import PagingError
 from .models import Position, SellableQuantity, decode_balance, decode_sellable, pick_sellable
-from .throttle import DEFAULT_MARGIN, Throttle
+from .throttle import DEFAULT_MARGIN, Pacer, Throttle
 from .transport import RetryPolicy, Transport
 from .validate import normalize_pdno, normalize_pdnos, parse_account
 
@@ -35,6 +35,7 @@ ENV_APP_KEY: Final = "KIS_APP_KEY"
 ENV_APP_SECRET: Final = "KIS_APP_SECRET"
 ENV_ACCOUNT: Final = "KIS_ACCOUNT"
 ENV_BASE_URL: Final = "KIS_BASE_URL"
+ENV_REDIS_URL: Final = "KIS_REDIS_URL"
 
 
 class KISClient:
@@ -59,6 +60,10 @@ class KISClient:
     :param pace_margin: seconds of arrival jitter the pacing absorbs (see
         :class:`~kis_async.throttle.Throttle`).
     :param token_issue_interval: seconds between token issuances (KIS: one a minute).
+    :param redis_url: share the token and the call budget with every process using the same
+        appkey through this Redis (needs the ``redis`` extra; see
+        :mod:`kis_async.redis_backend`). ``redis_fail_open`` paces locally while Redis is down
+        instead of failing the calls.
     """
 
     def __init__(
@@ -77,6 +82,8 @@ class KISClient:
         timeout: float = 10.0,
         pace_margin: float = DEFAULT_MARGIN,
         token_issue_interval: float = spec.TOKEN_ISSUE_INTERVAL,
+        redis_url: str | None = None,
+        redis_fail_open: bool = False,
     ) -> None:
         for name, value in (("app_key", app_key), ("app_secret", app_secret)):
             if not isinstance(value, str) or not value.strip():
@@ -106,6 +113,9 @@ class KISClient:
             self._token_cache = TokenCache.default(app_key, self.base_url)
         else:
             self._token_cache = TokenCache(Path(token_cache), self.base_url)
+        self._redis_url = redis_url
+        self._redis_fail_open = redis_fail_open
+        self._redis: Any = None
         self._session: aiohttp.ClientSession | None = None
         self._transport: Transport | None = None
 
@@ -122,6 +132,8 @@ class KISClient:
             raise ValueError(f"missing environment variable(s): {', '.join(missing)}")
         if os.environ.get(ENV_BASE_URL):
             options.setdefault("base_url", os.environ[ENV_BASE_URL])
+        if os.environ.get(ENV_REDIS_URL):
+            options.setdefault("redis_url", os.environ[ENV_REDIS_URL])
         return cls(
             os.environ[ENV_APP_KEY].strip(),
             os.environ[ENV_APP_SECRET].strip(),
@@ -132,6 +144,21 @@ class KISClient:
     async def __aenter__(self) -> KISClient:
         if self._session is not None and not self._session.closed:
             raise RuntimeError("this KISClient is already open")
+        pacer: Pacer = self.throttle
+        store: TokenStore | None = FileTokenStore(self._token_cache) if self._token_cache else None
+        if self._redis_url:
+            from . import redis_backend
+
+            self._redis = redis_backend.connect(self._redis_url)
+            key = f"kis_async:{appkey_digest(self._app_key, self.base_url)}"
+            pacer = redis_backend.RedisPacer(
+                self._redis,
+                key + ":calls",
+                self.throttle.rate,
+                margin=self.throttle.margin,
+                fail_open=self._redis_fail_open,
+            )
+            store = redis_backend.RedisTokenStore(self._redis, key + ":token")
         connector = aiohttp.TCPConnector(limit=self.max_concurrency)
         self._session = aiohttp.ClientSession(connector=connector)
         self._transport = Transport(
@@ -140,10 +167,10 @@ class KISClient:
             app_key=self._app_key,
             app_secret=self._app_secret,
             custtype=self._custtype,
-            pacer=self.throttle,
+            pacer=pacer,
             retry=self._retry,
             timeout=self._timeout,
-            token_store=FileTokenStore(self._token_cache) if self._token_cache else None,
+            token_store=store,
             token_issue_interval=self._token_interval,
         )
         return self
@@ -160,6 +187,9 @@ class KISClient:
         """Close the session. Calls in flight or still queued fail with a ``TransportError``."""
         if self._session is not None:
             await self._session.close()
+        if self._redis is not None:
+            redis, self._redis = self._redis, None
+            await redis.aclose()
 
     @property
     def token_issuances(self) -> int:

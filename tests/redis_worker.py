@@ -1,0 +1,35 @@
+"""One of several processes sharing an appkey: ``python redis_worker.py URL REDIS_URL FIRST COUNT``.
+
+Prints one JSON line: how many tickers succeeded and failed. ``REDIS_URL`` "-" means no Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+from kis_async import KISClient
+from kis_async.simulator import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_SECRET
+
+
+async def main(url: str, redis_url: str, first: int, count: int, rate: float) -> None:
+    client = KISClient(
+        DEMO_APP_KEY,
+        DEMO_APP_SECRET,
+        DEMO_ACCOUNT,
+        base_url=url,
+        rate_limit=rate,
+        token_cache=None,
+        redis_url=None if redis_url == "-" else redis_url,
+        max_retries=0,
+    )
+    async with client:
+        batch = await client.check_sellable([f"{first + i:06d}" for i in range(count)])
+    errors = sorted({type(e).__name__ for e in batch.errors.values()})
+    print(json.dumps({"ok": len(batch.results), "failed": len(batch.errors), "errors": errors}))
+
+
+if __name__ == "__main__":
+    url, redis_url, first, count, rate = sys.argv[1:6]
+    asyncio.run(main(url, redis_url, int(first), int(count), float(rate)))

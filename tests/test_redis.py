@@ -1,0 +1,129 @@
+"""Several processes on one appkey share one token and one call budget through a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from kis_async import Token, TransportError
+from kis_async.redis_backend import RedisTokenStore
+from kis_async.simulator import Simulator
+
+from .conftest import ClientFactory
+
+WORKER = Path(__file__).with_name("redis_worker.py")
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip(
+            "redis-server is not installed (Debian package redis-server; .ci/run installs it)"
+        )
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    cli = shutil.which("redis-cli")
+    for _ in range(100):
+        ready = subprocess.run(
+            [cli or "redis-cli", "-p", str(port), "ping"], capture_output=True, text=True
+        )
+        if ready.stdout.strip() == "PONG":
+            break
+        proc.poll()
+        if proc.returncode is not None:
+            pytest.fail("redis-server exited at start")
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+async def flushed(redis_url: str) -> str:
+    client = aioredis.Redis.from_url(redis_url)
+    await client.flushdb()
+    await client.aclose()
+    return redis_url
+
+
+async def run_workers(url: str, redis_url: str, processes: int, each: int, rate: int) -> list[Any]:
+    async def one(n: int) -> Any:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(WORKER),
+            url,
+            redis_url,
+            str(100000 + n * each),
+            str(each),
+            str(rate),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        return json.loads(out)
+
+    return list(await asyncio.gather(*(one(n) for n in range(processes))))
+
+
+async def test_four_processes_share_one_token_and_one_budget(sim: Simulator, flushed: str) -> None:
+    rate = 50
+    sim.config.rate_limit = rate
+    sim.config.token_issue_interval = 60.0
+    reports = await run_workers(sim.url, flushed, 4, 50, rate)
+    assert [r["ok"] for r in reports] == [50] * 4, reports
+    assert sim.stats.rejected == 0
+    assert sim.stats.max_window <= rate
+    assert sim.stats.token_issuances == 1
+    assert sim.stats.token_requests == 1
+
+
+async def test_without_redis_the_same_processes_go_over_the_limit(sim: Simulator) -> None:
+    """The control: each process pacing itself at the full rate is rejected by the server."""
+    rate = 200
+    sim.config.rate_limit = rate
+    reports = await run_workers(sim.url, "-", 4, 200, rate)
+    assert sim.stats.max_window > rate
+    assert sim.stats.rejected > 0
+    assert sum(r["failed"] for r in reports) > 0
+    assert sim.stats.token_requests == 4
+
+
+async def test_redis_down_fails_closed(sim: Simulator, make_client: ClientFactory) -> None:
+    async with make_client(redis_url="redis://127.0.0.1:9/0") as kis:
+        batch = await kis.check_sellable(["005930", "000660"])
+    assert len(batch.errors) == 2
+    assert all(isinstance(e, TransportError) for e in batch.errors.values())
+    assert sim.stats.calls == 0 and sim.stats.token_requests == 0
+
+
+async def test_a_crashed_lock_holder_does_not_wedge_the_others(flushed: str) -> None:
+    client = aioredis.Redis.from_url(flushed)
+    try:
+        store = RedisTokenStore(client, "kis_async:test:token", lock_timeout=5.0, poll=0.01)
+        await client.set("kis_async:test:token:lock", "crashed-owner", px=150)
+        async with store.lock():
+            assert await client.get("kis_async:test:token:lock") != b"crashed-owner"
+            await store.save(Token("t1", 4e9, 1e9))
+        assert await client.get("kis_async:test:token:lock") is None
+        assert await store.load() == Token("t1", 4e9, 1e9)
+        await store.discard("other")
+        assert await store.load() is not None
+        await store.discard("t1")
+        assert await store.load() is None
+    finally:
+        await client.aclose()
