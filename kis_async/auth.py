@@ -238,10 +238,6 @@ class TokenManager:
                 )
             return fresh.access_token
 
-    def forget(self) -> None:
-        """Drop the in-memory token (used after revoking it)."""
-        self._token = None
-
     async def _obtain(self, *, refused: str | None) -> Token:
         """Called under the lock: the store's token unless it is ``refused``, else a new one."""
         if self._failure is not None and self._clock() < self._failure_until:

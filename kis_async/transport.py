@@ -173,19 +173,6 @@ class Transport:
                 await asyncio.sleep(self._retry.delay(attempt))
         raise AssertionError("unreachable")
 
-    async def revoke_token(self, token: str) -> None:
-        """POST /oauth2/revokeP, best effort: a failure is logged, not raised."""
-        body = {**self._credentials, "token": token}
-        try:
-            async with self._session.post(
-                self._base_url + spec.REVOKE_PATH, json=body, timeout=self._timeout
-            ) as resp:
-                await resp.read()
-                if resp.status >= 400:
-                    log.warning("token revocation answered HTTP %d", resp.status)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("token revocation failed: %s", type(exc).__name__)
-
     async def _attempt(
         self,
         path: str,
