@@ -74,6 +74,14 @@ class RetryPolicy:
         ceiling = min(self.max_backoff, self.backoff * 2.0**attempt)
         return ceiling * random.uniform(0.5, 1.0)
 
+    async def wait(self, attempt: int, error: KISError) -> None:
+        """Sleep before retry number ``attempt``, or raise ``error`` when the tries are spent."""
+        if attempt >= self.max_retries:
+            raise error from None
+        delay = self.delay(attempt)
+        log.debug("retry %d in %.2f s after: %s", attempt + 1, delay, error)
+        await asyncio.sleep(delay)
+
 
 class _Retry(Exception):
     """Internal: this attempt failed in a way worth another try; carries the error to surface."""
@@ -151,27 +159,20 @@ class Transport:
                 log.info("token refused (%s); re-issuing once", stale.error.msg_cd)
                 token = await self.tokens.renew(token)
             except _Retry as retry:
-                if attempt >= self._retry.max_retries:
-                    raise retry.error from None
-                delay = self._retry.delay(attempt)
+                await self._retry.wait(attempt, retry.error)
                 attempt += 1
-                log.debug(
-                    "retry %d for %s in %.2f s: %s", attempt, pdno or path, delay, retry.error
-                )
-                await asyncio.sleep(delay)
                 token = await self.tokens.get()
 
     async def issue_token(self) -> Token:
         """POST /oauth2/tokenP. Transient faults are retried; refusals raise :class:`AuthError`."""
         body = {"grant_type": "client_credentials", **self._credentials}
-        for attempt in range(self._retry.max_retries + 1):
+        attempt = 0
+        while True:
             try:
                 return await self._post_token(body)
             except _Retry as retry:
-                if attempt >= self._retry.max_retries:
-                    raise retry.error from None
-                await asyncio.sleep(self._retry.delay(attempt))
-        raise AssertionError("unreachable")
+                await self._retry.wait(attempt, retry.error)
+                attempt += 1
 
     async def _attempt(
         self,
@@ -181,14 +182,25 @@ class Transport:
         tr_id: str,
         pdno: str | None,
     ) -> Response:
+        status, body, resp_headers = await self._exchange(
+            "GET", path, pdno, params=params, headers=headers
+        )
+        envelope = self._verdict(status, body, tr_id, pdno)
+        if envelope.rt_cd == spec.RT_OK and status < 400:
+            return Response(body, resp_headers)
+        raise _api_error(envelope, status, tr_id, pdno)
+
+    async def _exchange(
+        self, method: str, path: str, pdno: str | None, **request: Any
+    ) -> tuple[int, bytes, CIMultiDictProxy[str]]:
+        """Send one request and read the whole answer; network faults become errors here."""
         if self._session.closed:
             raise TransportError("the KISClient was closed before this call", pdno=pdno)
         try:
-            async with self._session.get(
-                self._base_url + path, params=params, headers=headers, timeout=self._timeout
+            async with self._session.request(
+                method, self._base_url + path, timeout=self._timeout, **request
             ) as resp:
-                body = await resp.read()
-                status, resp_headers = resp.status, resp.headers
+                return resp.status, await resp.read(), resp.headers
         except TimeoutError:
             raise _Retry(
                 RequestTimeout("no answer within the request timeout", pdno=pdno)
@@ -197,24 +209,14 @@ class Transport:
             raise _Retry(_connection_error(exc, pdno)) from None
         except aiohttp.ClientError as exc:
             raise _connection_error(exc, pdno) from None
-        envelope = self._verdict(status, body, tr_id, pdno)
-        if envelope.rt_cd == spec.RT_OK and status < 400:
-            return Response(body, resp_headers)
-        raise _api_error(envelope, status, tr_id, pdno)
 
     def _verdict(self, status: int, body: bytes, tr_id: str, pdno: str | None) -> Envelope:
         """The envelope of a KIS answer; raises for one that should be retried or renewed."""
         try:
             envelope = decode_envelope(body)
         except (msgspec.MsgspecError, UnicodeError):
-            if status >= 500 or status == 429:
-                raise _Retry(
-                    TransportError(f"HTTP {status} without a KIS body", status=status, pdno=pdno)
-                ) from None
             if status >= 400:
-                raise TransportError(
-                    f"HTTP {status} without a KIS body", status=status, pdno=pdno
-                ) from None
+                raise _not_kis(f"HTTP {status} without a KIS body", status, pdno) from None
             raise DecodeError("response is not a KIS JSON envelope", pdno=pdno) from None
         if envelope.rt_cd == spec.RT_OK:
             return envelope
@@ -225,27 +227,13 @@ class Transport:
         return envelope
 
     async def _post_token(self, body: dict[str, str]) -> Token:
-        try:
-            async with self._session.post(
-                self._base_url + spec.TOKEN_PATH, json=body, timeout=self._timeout
-            ) as resp:
-                data = await resp.read()
-                status = resp.status
-        except TimeoutError:
-            raise _Retry(RequestTimeout("token endpoint did not answer in time")) from None
-        except _RETRYABLE_CONNECTION_ERRORS as exc:
-            raise _Retry(_connection_error(exc, None)) from None
-        except aiohttp.ClientError as exc:
-            raise _connection_error(exc, None) from None
+        status, data, _ = await self._exchange("POST", spec.TOKEN_PATH, None, json=body)
         try:
             answer = msgspec.json.decode(data, type=_TokenAnswer)
         except msgspec.MsgspecError:
-            error = TransportError(
-                f"token endpoint: HTTP {status} without a KIS body", status=status
-            )
-            if status >= 500 or status == 429:
-                raise _Retry(error) from None
-            raise error from None
+            raise _not_kis(
+                f"token endpoint: HTTP {status} without a KIS body", status, None
+            ) from None
         if answer.access_token and status < 400:
             return answer.token(time.time())
         if status >= 500 and not (answer.msg_cd or answer.error_code):
@@ -298,6 +286,12 @@ def _api_error(envelope: Envelope, status: int, tr_id: str, pdno: str | None) ->
         tr_id=tr_id,
         pdno=pdno,
     )
+
+
+def _not_kis(message: str, status: int, pdno: str | None) -> Exception:
+    """An answer that is not KIS JSON: a proxy's page. Worth another try on 5xx and 429."""
+    error = TransportError(message, status=status, pdno=pdno)
+    return _Retry(error) if status >= 500 or status == 429 else error
 
 
 def _connection_error(exc: BaseException, pdno: str | None) -> TransportError:

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 import kis_async
-from kis_async import APIError, DecodeError, KISClient, Outcome, SellableQuantity
+from kis_async import (
+    APIError,
+    DecodeError,
+    KISClient,
+    Outcome,
+    SellableQuantity,
+    TransportError,
+)
 from kis_async.simulator import Fault, Simulator
 
 from .conftest import ClientFactory, codes
@@ -124,3 +131,15 @@ async def test_client_used_without_async_with_says_how() -> None:
     kis = KISClient("k", "s", "12345678-01", token_cache=None)
     with pytest.raises(RuntimeError, match="async with"):
         await kis.sellable_quantity("005930")
+
+
+async def test_a_closed_client_fails_each_ticker_even_before_it_has_a_token(
+    sim: Simulator, make_client: ClientFactory
+) -> None:
+    kis = make_client()
+    await kis.__aenter__()
+    await kis.aclose()
+    batch = await kis.check_sellable(["005930", "000660"])
+    assert all(isinstance(e, TransportError) for e in batch.errors.values())
+    assert len(batch.errors) == 2
+    assert sim.stats.token_requests == 0
