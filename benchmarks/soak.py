@@ -13,7 +13,7 @@ from collections import Counter
 
 from _harness import CREDENTIALS, table
 
-from kis_async import KISClient
+from kis_async import KISClient, RetryPolicy
 from kis_async.simulator import UNKNOWN_TICKERS, Fault, Simulator, SimulatorConfig
 
 
@@ -44,8 +44,7 @@ async def soak(count: int, rate: int) -> None:
             rate_limit=rate,
             token_cache=None,
             timeout=0.5,
-            backoff=0.05,
-            max_retries=6,
+            retry=RetryPolicy(max_retries=6, backoff=0.05),
             token_issue_interval=0.5,
         ) as kis:
             async for outcome in kis.iter_sellable(asked):

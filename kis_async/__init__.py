@@ -1,8 +1,10 @@
 """kis_async: bulk sellable-quantity checks against the KIS Open API, at the exact call limit."""
 
-from .auth import Token, TokenCache
+from importlib.metadata import PackageNotFoundError, version
+
+from .auth import Token
 from .batch import Batch, Outcome
-from .client import DEFAULT, KISClient
+from .client import DEFAULT_TOKEN_CACHE, KISClient
 from .errors import (
     APIError,
     AuthError,
@@ -15,12 +17,18 @@ from .errors import (
     TransportError,
 )
 from .models import Position, SellableQuantity
+from .retry import RetryPolicy
 from .spec import CALLS_PER_SECOND, REAL_HOST
-from .throttle import Throttle
+from .tokencache import TokenCache
+
+try:
+    __version__ = version("kis-async")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "CALLS_PER_SECOND",
-    "DEFAULT",
+    "DEFAULT_TOKEN_CACHE",
     "REAL_HOST",
     "APIError",
     "AuthError",
@@ -33,11 +41,11 @@ __all__ = [
     "Position",
     "RateLimitError",
     "RequestTimeout",
+    "RetryPolicy",
     "SellableQuantity",
-    "Throttle",
     "Token",
     "TokenCache",
     "TokenCacheError",
     "TransportError",
+    "__version__",
 ]
-__version__ = "0.1.0"

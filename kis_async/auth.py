@@ -1,33 +1,43 @@
-"""The access token: one issuance in flight, reused by every request, cached across restarts.
+"""The access token: issued over OAuth, one issuance in flight, reused by every request.
 
 Every issuance sends a KakaoTalk message to the account holder and KIS allows one a minute, so
-this module treats issuing as expensive: a single flight under a lock, a minimum interval between
-issuances (remembered in the cache file, so a restarted bot honours it too), a failure remembered
-instead of retried by each waiting request, and a re-issue on a refused token that happens once
-however many requests saw the refusal.
+issuing is treated as expensive:
+
+- :class:`TokenIssuer` is the OAuth exchange itself (``POST /oauth2/tokenP``), with its own
+  retry loop over the same verdicts as API calls (:func:`kis_async.verdict.classify`).
+- :class:`TokenManager` decides *when* to issue: a single flight under a lock, a minimum interval
+  between issuances (remembered by the store, so a restarted bot honours it too), a failure
+  remembered instead of retried by each waiting request, and a re-issue on a refused token that
+  happens once however many requests saw the refusal.
+- :class:`TokenStore` is where the token lives between issuances: a file
+  (:mod:`kis_async.tokencache`) or Redis (:mod:`kis_async.redis_backend`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
-import os
-import stat
-import tempfile
+import re
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from pathlib import Path
-from typing import Protocol
+from datetime import datetime
+from typing import Protocol, cast
 
 import msgspec
 
 from . import spec
-from .errors import AuthError, KISError, TokenCacheError
+from .errors import AuthError, DecodeError, KISError
+from .models import TokenAnswer, decode_token, read_answer
+from .retry import RetryPolicy
+from .verdict import Ok, Retry, classify, parse_retry_after
+from .wire import Wire
 
 log = logging.getLogger(__name__)
+
+_TOKEN_CHARS = re.compile(rf"[\x21-\x7e]{{1,{spec.TOKEN_MAX_LENGTH}}}")
+_JSON_HEADERS = {"content-type": "application/json; charset=utf-8"}
 
 
 class Token(msgspec.Struct, frozen=True):
@@ -46,94 +56,88 @@ class Token(msgspec.Struct, frozen=True):
         return f"Token(expires_at={self.expires_at!r}, access_token=<redacted>)"
 
 
-def appkey_digest(app_key: str, host: str) -> str:
-    """A name for one appkey on one host that does not reveal the appkey."""
-    return hashlib.sha256(f"{host}\0{app_key}".encode()).hexdigest()[:32]
+class TokenIssuer:
+    """``POST /oauth2/tokenP`` for one appkey: a token, or the error that prevented one.
 
-
-class _CacheEntry(msgspec.Struct):
-    host: str
-    access_token: str
-    expires_at: float
-    issued_at: float
-
-
-class TokenCache:
-    """One token in a file only its owner can read, replaced atomically, never holding a secret.
-
-    The file name is a hash of host and appkey, so two accounts or hosts never share a token
-    and the appkey itself is not written anywhere. A corrupt file is ignored with a warning;
-    a file others can read, or that belongs to another user, raises :class:`TokenCacheError`.
+    Transient faults are retried as :class:`~kis_async.retry.RetryPolicy` says. An ``EGW00133``
+    answer (another process issued under a minute ago) waits out ``issue_interval`` once and asks
+    again. A refusal raises :class:`~kis_async.errors.AuthError`.
     """
 
-    def __init__(self, path: Path, host: str) -> None:
-        self.path = path
-        self.host = host
+    def __init__(
+        self,
+        wire: Wire,
+        *,
+        app_key: str,
+        app_secret: str,
+        retry: RetryPolicy,
+        issue_interval: float = spec.TOKEN_ISSUE_INTERVAL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._wire = wire
+        self._grant = {
+            "grant_type": "client_credentials",
+            "appkey": app_key,
+            "appsecret": app_secret,
+        }
+        self._retry = retry
+        self._interval = issue_interval
+        self._clock = clock
 
-    @classmethod
-    def default(cls, app_key: str, host: str) -> TokenCache:
-        """The per-user location: ``$XDG_CACHE_HOME/kis_async`` or ``~/.cache/kis_async``."""
-        root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        return cls(Path(root) / "kis_async" / f"token-{appkey_digest(app_key, host)}.json", host)
-
-    def load(self) -> Token | None:
-        """The cached token for this host, or ``None`` when absent or unreadable."""
-        try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            log.warning("token cache %s not readable (%s); ignoring it", self.path, exc.strerror)
-            return None
-        with os.fdopen(fd, "rb") as file:
-            self._check_private(os.fstat(file.fileno()))
-            data = file.read()
-        try:
-            entry = msgspec.json.decode(data, type=_CacheEntry)
-        except msgspec.MsgspecError:
-            log.warning("token cache %s is corrupt; ignoring it", self.path)
-            return None
-        if entry.host != self.host:
-            return None
-        return Token(entry.access_token, entry.expires_at, entry.issued_at)
-
-    def save(self, token: Token) -> None:
-        """Write atomically: a crash leaves the old file or the new one, never half of either."""
-        entry = _CacheEntry(self.host, token.access_token, token.expires_at, token.issued_at)
-        try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".token-", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as file:
-                    file.write(msgspec.json.encode(entry))
-                    file.flush()
-                    os.fsync(file.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-        except OSError as exc:
-            log.warning("token cache %s not written (%s)", self.path, exc.strerror)
-
-    def discard(self, access_token: str) -> None:
-        """Remove the file if it still holds ``access_token`` (which KIS has refused)."""
-        with contextlib.suppress(KISError, OSError):
-            cached = self.load()
-            if cached is not None and cached.access_token == access_token:
-                self.path.unlink()
-
-    def _check_private(self, st: os.stat_result) -> None:
-        if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
-            raise TokenCacheError(f"token cache {self.path} belongs to another user; not used")
-        if stat.S_IMODE(st.st_mode) & 0o077:
-            raise TokenCacheError(
-                f"token cache {self.path} is readable by others (mode "
-                f"{stat.S_IMODE(st.st_mode):o}); run `chmod 600` on it or delete it"
+    async def __call__(self) -> Token:
+        retries = 0
+        waited_interval = False
+        while True:
+            reply = await self._wire.send(
+                "POST", spec.TOKEN_PATH, headers=_JSON_HEADERS, json=self._grant
             )
+            outcome = reply.failure or read_answer(reply.body, decode_token)
+            verdict = classify(
+                reply.status,
+                outcome,
+                retry_after=parse_retry_after(reply.headers.get("Retry-After")),
+                token_endpoint=True,
+            )
+            match verdict:
+                case Ok():
+                    return _token(cast(TokenAnswer, outcome), self._clock())
+                case Retry(token_interval=True) if not waited_interval:
+                    waited_interval = True
+                    log.info(
+                        "KIS says a token was issued under a minute ago; waiting %.0f s",
+                        self._interval,
+                    )
+                    await self._retry.sleep(self._interval)
+                case Retry() if retries < self._retry.max_retries:
+                    delay = self._retry.delay(retries, verdict.after)
+                    log.debug(
+                        "token request retry %d in %.2f s: %s", retries + 1, delay, verdict.error
+                    )
+                    await self._retry.sleep(delay)
+                    retries += 1
+                case _:
+                    raise verdict.error
 
 
-Issuer = Callable[[], Awaitable[Token]]
+def _token(answer: TokenAnswer, now: float) -> Token:
+    """The token with the earlier of the two expiries KIS states."""
+    if not _TOKEN_CHARS.fullmatch(answer.access_token):
+        raise DecodeError("token endpoint sent an access_token that cannot be a header value")
+    expiries = [now + answer.expires_in] if answer.expires_in > 0 else []
+    if answer.access_token_token_expired:
+        try:
+            stated = datetime.strptime(answer.access_token_token_expired, spec.EXPIRY_FORMAT)
+            expiries.append(stated.replace(tzinfo=spec.KST).timestamp())
+        except ValueError:
+            log.warning("unreadable access_token_token_expired; using expires_in")
+    if not expiries:
+        raise DecodeError("token answer states no expiry", field="expires_in")
+    return Token(answer.access_token, min(expiries), now)
+
+
+def appkey_digest(app_key: str, host: str) -> str:
+    """A name for one appkey on one host that does not reveal the appkey; stores key by it."""
+    return hashlib.sha256(f"{host}\0{app_key}".encode()).hexdigest()[:32]
 
 
 class TokenStore(Protocol):
@@ -153,25 +157,6 @@ class TokenStore(Protocol):
         """Forget the stored token if it is still ``access_token`` (KIS refused it)."""
 
 
-class FileTokenStore:
-    """The default store: one process at a time, the token kept in a :class:`TokenCache`."""
-
-    def __init__(self, cache: TokenCache) -> None:
-        self.cache = cache
-
-    def lock(self) -> AbstractAsyncContextManager[object]:
-        return contextlib.nullcontext()
-
-    async def load(self) -> Token | None:
-        return self.cache.load()
-
-    async def save(self, token: Token) -> None:
-        self.cache.save(token)
-
-    async def discard(self, access_token: str) -> None:
-        self.cache.discard(access_token)
-
-
 class TokenManager:
     """Hands every request the current token, issuing at most one at a time.
 
@@ -189,7 +174,7 @@ class TokenManager:
 
     def __init__(
         self,
-        issue: Issuer,
+        issue: Callable[[], Awaitable[Token]],
         *,
         store: TokenStore | None,
         issue_interval: float = spec.TOKEN_ISSUE_INTERVAL,
@@ -264,7 +249,7 @@ class TokenManager:
             log.info("waiting %.1f s: KIS issues one token a minute per appkey", wait)
             await asyncio.sleep(wait)
         try:
-            token = await self._issue_respecting_limit()
+            token = await self._issue()
         except KISError as exc:
             self._failure = exc
             permanent = isinstance(exc, AuthError)
@@ -275,14 +260,3 @@ class TokenManager:
         self._last_issued = token.issued_at
         self._token = token
         return token
-
-    async def _issue_respecting_limit(self) -> Token:
-        """Issue; if KIS says too soon (another process issued), wait an interval, try once more."""
-        try:
-            return await self._issue()
-        except AuthError as exc:
-            if exc.msg_cd != spec.TOKEN_ISSUE_TOO_SOON:
-                raise
-        log.info("KIS says a token was issued under a minute ago; waiting %.0f s", self._interval)
-        await asyncio.sleep(self._interval)
-        return await self._issue()

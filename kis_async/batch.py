@@ -43,6 +43,13 @@ class Batch(Generic[T]):
         """True when every ticker succeeded."""
         return not self.errors
 
+    def add(self, outcome: Outcome[T]) -> None:
+        """File one ticker's outcome under ``results`` or ``errors``."""
+        if outcome.error is not None:
+            self.errors[outcome.pdno] = outcome.error
+        else:
+            self.results[outcome.pdno] = cast(T, outcome.result)
+
     def __len__(self) -> int:
         return len(self.results) + len(self.errors)
 
@@ -94,21 +101,17 @@ async def collect(
     pdnos: Sequence[str], fetch: Callable[[str], Awaitable[T]], concurrency: int
 ) -> Batch[T]:
     """Run the whole batch and return it with both dicts in input order."""
-    results: dict[str, T] = {}
-    errors: dict[str, KISError] = {}
+    done: Batch[T] = Batch()
     outcomes = stream(pdnos, fetch, concurrency)
     try:
         async for outcome in outcomes:
-            if outcome.error is not None:
-                errors[outcome.pdno] = outcome.error
-            else:
-                results[outcome.pdno] = cast(T, outcome.result)
+            done.add(outcome)
     finally:
         await outcomes.aclose()
-    batch: Batch[T] = Batch()
+    ordered: Batch[T] = Batch()
     for pdno in pdnos:
-        if pdno in results:
-            batch.results[pdno] = results[pdno]
+        if pdno in done.results:
+            ordered.results[pdno] = done.results[pdno]
         else:
-            batch.errors[pdno] = errors[pdno]
-    return batch
+            ordered.errors[pdno] = done.errors[pdno]
+    return ordered

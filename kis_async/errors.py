@@ -12,25 +12,31 @@
     │   └── PagingError     a paged inquiry that does not end
     └── TokenCacheError     the token cache file is unsafe to use
 
-Messages carry what a user needs to act (code, message, HTTP status, tr_id, ticker) and never the
-appsecret or the token: nothing secret is ever passed into an exception.
+Every error has ``reason`` (what happened, without the ticker) and ``pdno`` (the ticker, if
+any); ``str(error)`` is both. Messages carry what a user needs to act (code, message, HTTP status,
+tr_id, ticker) and never the appsecret or the token: nothing secret is ever passed into an
+exception.
 """
 
 from __future__ import annotations
 
 
 class KISError(Exception):
-    """Base of every error kis_async raises on purpose. ``pdno`` names the ticker, if any."""
+    """Base of every error kis_async raises on purpose.
 
+    ``reason`` says what went wrong; ``pdno`` names the ticker, if the error is about one.
+    """
+
+    reason: str
     pdno: str | None
 
-    def __init__(self, message: str, *, pdno: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, reason: str, *, pdno: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
         self.pdno = pdno
 
     def __str__(self) -> str:
-        base = super().__str__()
-        return f"{base} (pdno {self.pdno})" if self.pdno else base
+        return f"{self.reason} (pdno {self.pdno})" if self.pdno else self.reason
 
 
 class APIError(KISError):
@@ -66,8 +72,8 @@ class RateLimitError(APIError):
 class TransportError(KISError):
     """No usable answer arrived: the connection failed, or a proxy sent a non-KIS error page."""
 
-    def __init__(self, message: str, *, status: int | None = None, pdno: str | None = None) -> None:
-        super().__init__(message, pdno=pdno)
+    def __init__(self, reason: str, *, status: int | None = None, pdno: str | None = None) -> None:
+        super().__init__(reason, pdno=pdno)
         self.status = status
 
 
@@ -78,8 +84,8 @@ class RequestTimeout(TransportError):
 class DecodeError(KISError):
     """A response arrived but does not match the documented shape; ``field`` names the culprit."""
 
-    def __init__(self, message: str, *, field: str | None = None, pdno: str | None = None) -> None:
-        super().__init__(message, pdno=pdno)
+    def __init__(self, reason: str, *, field: str | None = None, pdno: str | None = None) -> None:
+        super().__init__(reason, pdno=pdno)
         self.field = field
 
 

@@ -1,23 +1,46 @@
 """Typed views of what KIS returns, decoded by msgspec straight from the response bytes.
 
+One contract for every ``decode_*`` here: it returns the typed value or raises
+:class:`~kis_async.errors.DecodeError`, never anything else.
+
 KIS sends every number as a JSON string. A well-formed body takes the fast path: one reusable
 ``msgspec`` decoder in lax mode turns ``"120"`` into ``120`` and ``"71250.0000"`` into an exact
-``Decimal``. Only a body that fails it is looked at again: blanks (a ticker not held) become zero,
-thousands separators and zero padding are read, and anything still wrong becomes a
-:class:`DecodeError` naming the ticker and the field.
+``Decimal``. Only a body that fails it is looked at again: a body in EUC-KR/CP949 is re-encoded,
+blanks (a ticker not held) become zero, thousands separators and padding are read, and anything
+still wrong becomes a :class:`DecodeError` naming the ticker and the field.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, TypeVar
 
 import msgspec
 
+from . import spec
 from .errors import DecodeError
 
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+
+_QUANTITY_FIELDS = ("buy_qty", "sll_qty", "cblc_qty", "nsvg_qty", "ord_psbl_qty")
+_DECIMAL_FIELDS = (
+    "pchs_avg_pric",
+    "pchs_amt",
+    "now_pric",
+    "evlu_amt",
+    "evlu_pfls_amt",
+    "evlu_pfls_rt",
+)
+_NUMERIC = frozenset(_QUANTITY_FIELDS + _DECIMAL_FIELDS)
+_NUMERIC_SUFFIXES = ("_qty", "_amt", "_pric", "_rt", "prpr")
+_GROUPED = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_FIELD_PATTERNS = (
+    re.compile(r"missing required field `(\w+)`"),
+    re.compile(r"`(\w+)` is not"),
+    re.compile(r"at `\$[^`]*?\.(\w+)`"),
+)
 
 
 class Envelope(msgspec.Struct):
@@ -62,24 +85,14 @@ class SellableQuantity(msgspec.Struct, frozen=True):
                 raise ValueError(f"`{name}` is not a finite number")
 
 
-_QUANTITY_FIELDS = ("buy_qty", "sll_qty", "cblc_qty", "nsvg_qty", "ord_psbl_qty")
-_DECIMAL_FIELDS = (
-    "pchs_avg_pric",
-    "pchs_amt",
-    "now_pric",
-    "evlu_amt",
-    "evlu_pfls_amt",
-    "evlu_pfls_rt",
-)
-
-Output = SellableQuantity | list[SellableQuantity] | None
+_Output = SellableQuantity | list[SellableQuantity] | None
 
 
 class SellableEnvelope(Envelope):
     """The whole body: the result arrives as ``output1`` (reference) or ``output`` (live)."""
 
-    output1: Output = None
-    output: Output = None
+    output1: _Output = None
+    output: _Output = None
 
 
 class Position(msgspec.Struct, frozen=True):
@@ -105,56 +118,74 @@ class BalancePage(Envelope):
     ctx_area_nk100: str = ""
 
 
-S = TypeVar("S", bound=Envelope)
+class TokenAnswer(Envelope):
+    """tokenP's answer, read as an envelope so one classifier judges it like any other.
+
+    KIS states a refusal as ``msg_cd``/``msg1`` or as ``error_code``/``error_description``; both
+    land in ``msg_cd``/``msg1``. An answer with a token has ``rt_cd`` "0".
+    """
+
+    rt_cd: str = ""
+    access_token: str = ""
+    access_token_token_expired: str = ""
+    expires_in: float = 0
+    error_code: str = ""
+    error_description: str = ""
+
+    def __post_init__(self) -> None:
+        self.msg_cd = self.msg_cd or self.error_code
+        self.msg1 = self.msg1 or self.error_description
+        if self.access_token:
+            self.rt_cd = spec.RT_OK
+        elif not self.msg_cd:
+            raise ValueError("neither a token nor a refusal")
+        elif self.rt_cd in ("", spec.RT_OK):
+            self.rt_cd = "1"
+
+
+E = TypeVar("E", bound=Envelope)
 
 _envelope_decoder = msgspec.json.Decoder(Envelope)
 _sellable_decoder = msgspec.json.Decoder(SellableEnvelope, strict=False)
 _balance_decoder = msgspec.json.Decoder(BalancePage, strict=False)
-_GROUPED = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_token_decoder = msgspec.json.Decoder(TokenAnswer, strict=False)
 
 
 def decode_envelope(body: bytes) -> Envelope:
-    """Read ``rt_cd``/``msg_cd``/``msg1`` alone.
-
-    Raises ``msgspec.MsgspecError`` or ``UnicodeError`` for a body that is not a KIS envelope.
-    """
-    try:
-        return _envelope_decoder.decode(body)
-    except UnicodeDecodeError:
-        return _envelope_decoder.decode(transcoded(body))
-
-
-def transcoded(body: bytes) -> bytes:
-    """A body in EUC-KR/CP949 (Korea's legacy encoding) re-encoded as the UTF-8 JSON requires."""
-    return body.decode("cp949").encode()
+    """Read ``rt_cd``/``msg_cd``/``msg1`` alone."""
+    return _decode(body, _envelope_decoder, (), None)
 
 
 def decode_sellable(body: bytes, pdno: str) -> SellableEnvelope:
     """Decode a full inquire-psbl-sell body; the envelope may still report an error."""
-    try:
-        return _sellable_decoder.decode(body)
-    except msgspec.ValidationError:
-        pass
-    except msgspec.DecodeError as exc:
-        raise DecodeError(f"response is not valid JSON: {exc}", pdno=pdno) from None
-    except UnicodeDecodeError:
-        try:
-            body = transcoded(body)
-        except UnicodeDecodeError:
-            raise DecodeError("response is neither UTF-8 nor EUC-KR", pdno=pdno) from None
-        return decode_sellable(body, pdno)
-    return relaxed_convert(body, SellableEnvelope, ("output1", "output"), pdno)
+    return _decode(body, _sellable_decoder, ("output1", "output"), pdno)
 
 
 def decode_balance(body: bytes) -> BalancePage:
-    """Decode one inquire-balance page (the transport has already checked its envelope)."""
+    """Decode one inquire-balance page."""
+    return _decode(body, _balance_decoder, ("output1",), None)
+
+
+def decode_token(body: bytes) -> TokenAnswer:
+    """Decode tokenP's answer, a token or a refusal; anything else is a :class:`DecodeError`."""
+    return _decode(body, _token_decoder, (), None)
+
+
+def read_answer(body: bytes, decode: Callable[[bytes], E]) -> E | Envelope | DecodeError:
+    """The body as ``decode`` reads it, or what to judge it by when that fails.
+
+    When the full shape does not decode but the bare envelope does and reports an error, the
+    envelope is returned: KIS's error matters more than the shape of the rest. Otherwise the
+    :class:`DecodeError` is returned (not raised), for the classifier to weigh with the status.
+    """
     try:
-        return _balance_decoder.decode(body)
-    except msgspec.ValidationError:
-        pass
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise DecodeError(f"balance page is not valid JSON: {exc}") from None
-    return relaxed_convert(body, BalancePage, ("output1",), None)
+        return decode(body)
+    except DecodeError as problem:
+        try:
+            envelope = decode_envelope(body)
+        except DecodeError:
+            return problem
+        return problem if envelope.rt_cd == spec.RT_OK else envelope
 
 
 def pick_sellable(envelope: SellableEnvelope, pdno: str) -> SellableQuantity:
@@ -177,27 +208,60 @@ def pick_sellable(envelope: SellableEnvelope, pdno: str) -> SellableQuantity:
     return found
 
 
-def relaxed_convert(body: bytes, kind: type[S], outputs: tuple[str, ...], pdno: str | None) -> S:
-    """The slow path: normalise numeric strings the fast decoder refused, then validate again."""
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def _decode(
+    body: bytes, decoder: msgspec.json.Decoder[S], outputs: tuple[str, ...], pdno: str | None
+) -> S:
+    """The fast path, then for a body that fails it: UTF-8 -> CP949, then relaxed numbers."""
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError:
+        pass
+    except UnicodeDecodeError:
+        return _decode(_transcoded(body, pdno), decoder, outputs, pdno)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise _not_json(exc, pdno) from None
+    return _relaxed(body, decoder.type, outputs, pdno)
+
+
+def _transcoded(body: bytes, pdno: str | None) -> bytes:
+    """A body in EUC-KR/CP949 (Korea's legacy encoding) re-encoded as the UTF-8 JSON requires."""
+    try:
+        return body.decode("cp949").encode()
+    except UnicodeDecodeError:
+        raise DecodeError("response is neither UTF-8 nor EUC-KR", pdno=pdno) from None
+
+
+def _relaxed(body: bytes, kind: type[S], outputs: tuple[str, ...], pdno: str | None) -> S:
+    """The slow path: normalize numeric strings the fast decoder refused, then validate again."""
     try:
         raw = msgspec.json.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise DecodeError(f"response is not valid JSON: {exc}", pdno=pdno) from None
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise _not_json(exc, pdno) from None
     if not isinstance(raw, dict):
         raise DecodeError("response is not a JSON object", pdno=pdno)
     for key in outputs:
         value = raw.get(key)
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, dict):
-                _normalise_numbers(item)
+                _normalize_numbers(item)
     try:
         return msgspec.convert(raw, kind, strict=False)
     except msgspec.ValidationError as exc:
         field = _field_of(str(exc))
-        raise DecodeError(f"malformed field `{field}`: {exc}", field=field, pdno=pdno) from None
+        what = f"malformed field `{field}`" if field else "malformed answer"
+        raise DecodeError(f"{what}: {exc}", field=field, pdno=pdno) from None
 
 
-def _normalise_numbers(item: dict[str, Any]) -> None:
+def _not_json(exc: Exception, pdno: str | None) -> DecodeError:
+    if isinstance(exc, RecursionError):
+        return DecodeError("response is nested too deeply to be a KIS answer", pdno=pdno)
+    return DecodeError(f"response is not valid JSON: {exc}", pdno=pdno)
+
+
+def _normalize_numbers(item: dict[str, Any]) -> None:
     for key, value in item.items():
         if not isinstance(value, str) or not (key in _NUMERIC or key.endswith(_NUMERIC_SUFFIXES)):
             continue
@@ -213,15 +277,6 @@ def _normalise_numbers(item: dict[str, Any]) -> None:
             continue
         integral = number.is_finite() and number.adjusted() < 20
         item[key] = int(number) if integral and number == number.to_integral_value() else text
-
-
-_FIELD_PATTERNS = (
-    re.compile(r"missing required field `(\w+)`"),
-    re.compile(r"`(\w+)` is not"),
-    re.compile(r"at `\$[^`]*?\.(\w+)`"),
-)
-_NUMERIC = frozenset(_QUANTITY_FIELDS + _DECIMAL_FIELDS)
-_NUMERIC_SUFFIXES = ("_qty", "_amt", "_pric", "_rt", "prpr")
 
 
 def _field_of(message: str) -> str | None:

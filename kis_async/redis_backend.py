@@ -1,17 +1,18 @@
 """Sharing one appkey's token and call budget across processes and hosts, through Redis.
 
-Installed with ``pip install kis-async[redis]``; nothing else in kis_async imports this module
-or ``redis`` unless a client is given a ``redis_url``.
+Installed with the ``redis`` extra; nothing else in kis_async imports this module or ``redis``
+unless a client is given a ``redis_url``. :func:`open_shared` is the one entry point.
 
 - :class:`RedisPacer` books calls on one schedule kept in Redis: a Lua script reads the Redis
   server's clock and hands each caller the next slot, ``interval`` after the previous one
   (GCRA with a burst of one). However many processes share the key, admissions are evenly
   spaced, so any ``rate + 1`` of them span ``1 + margin`` seconds, as with
   :class:`~kis_async.throttle.Throttle` in one process. A slot further ahead than ``max_wait``
-  is refused instead of booked, so waiting stays bounded.
-- :class:`RedisTokenStore` keeps the token in Redis and puts a lock with a timeout around
-  issuance, so one process issues and the others read; a holder that crashes frees the lock
-  when it times out.
+  is refused instead of booked, so waiting stays bounded. This needs Redis's clock and an atomic
+  read-and-book, which is why it is a script and not a redis-py primitive.
+- :class:`RedisTokenStore` keeps the token in Redis and holds redis-py's :class:`~redis.lock.Lock`
+  (with a timeout) around issuance, so one process issues and the others read; a holder that
+  crashes frees the lock when it times out, and the others say so at WARNING while they wait.
 
 When Redis cannot be reached the pacer fails closed by default (the call fails with a
 :class:`~kis_async.errors.TransportError`); with ``fail_open=True`` it paces this process alone
@@ -27,13 +28,14 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from .auth import Token
+from .auth import Token, appkey_digest
 from .errors import RateLimitError, TransportError
 from .throttle import DEFAULT_MARGIN, Throttle
 
@@ -52,11 +54,6 @@ redis.call('SET', KEYS[1], string.format('%.0f', tat + interval),
 return wait
 """
 
-_DELETE_IF_EQUAL = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
 _DELETE_IF_TOKEN = """
 local value = redis.call('GET', KEYS[1])
 if value and cjson.decode(value)['access_token'] == ARGV[1] then
@@ -66,9 +63,38 @@ return 0
 """
 
 
-def connect(url: str) -> aioredis.Redis:
-    """A Redis client for ``url`` (``redis://host:port/db``), with short connect timeouts."""
-    return aioredis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """What a client uses from Redis: the shared pacer and token store, and the connection."""
+
+    pacer: RedisPacer
+    store: RedisTokenStore
+    connection: aioredis.Redis
+
+    async def aclose(self) -> None:
+        await self.connection.aclose()
+
+
+def open_shared(
+    url: str,
+    *,
+    app_key: str,
+    host: str,
+    rate: float,
+    margin: float = DEFAULT_MARGIN,
+    fail_open: bool = False,
+) -> Shared:
+    """Connect to ``url`` (``redis://host:port/db``) and share this appkey's budget and token.
+
+    Keys are named by a hash of ``host`` and ``app_key``; neither is written to Redis.
+    """
+    connection = aioredis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
+    key = f"kis_async:{appkey_digest(app_key, host)}"
+    return Shared(
+        RedisPacer(connection, key + ":calls", rate, margin=margin, fail_open=fail_open),
+        RedisTokenStore(connection, key + ":token"),
+        connection,
+    )
 
 
 class RedisPacer:
@@ -84,7 +110,6 @@ class RedisPacer:
         max_wait: float = 30.0,
         fail_open: bool = False,
     ) -> None:
-        self._redis = client
         self._key = key
         self._interval_us = round((1 + margin) / rate * 1_000_000)
         self._max_wait_us = round(max_wait * 1_000_000)
@@ -127,14 +152,15 @@ class RedisTokenStore:
         lock_timeout: float = 150.0,
         lock_wait: float = 300.0,
         poll: float = 0.05,
+        warn_every: float = 10.0,
     ) -> None:
         self._redis = client
         self._key = key
         self._lock_key = key + ":lock"
-        self._lock_timeout_ms = round(lock_timeout * 1000)
+        self._lock_timeout = lock_timeout
         self._lock_wait = lock_wait
         self._poll = poll
-        self._release = client.register_script(_DELETE_IF_EQUAL)
+        self._warn_every = warn_every
         self._discard = client.register_script(_DELETE_IF_TOKEN)
 
     def lock(self) -> AbstractAsyncContextManager[object]:
@@ -142,19 +168,33 @@ class RedisTokenStore:
 
     @contextlib.asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
-        owner = secrets.token_hex(16)
-        deadline = time.monotonic() + self._lock_wait
+        lock = self._redis.lock(
+            self._lock_key, timeout=self._lock_timeout, sleep=self._poll, thread_local=False
+        )
+        token = secrets.token_hex(16)
+        started = time.monotonic()
         while not await self._call(
-            self._redis.set(self._lock_key, owner, nx=True, px=self._lock_timeout_ms)
+            lock.acquire(
+                token=token,
+                blocking_timeout=min(
+                    self._warn_every, max(self._poll, started + self._lock_wait - time.monotonic())
+                ),
+            )
         ):
-            if time.monotonic() > deadline:
+            waited = time.monotonic() - started
+            if waited >= self._lock_wait:
                 raise TransportError("another process has held the token lock too long")
-            await asyncio.sleep(self._poll)
+            log.warning(
+                "waiting %.0f s for another process's token lock (a crashed holder's lock "
+                "expires after %.0f s)",
+                waited,
+                self._lock_timeout,
+            )
         try:
             yield
         finally:
             with contextlib.suppress(TransportError):
-                await self._call(self._release(keys=[self._lock_key], args=[owner]))
+                await self._call(lock.release())
 
     async def load(self) -> Token | None:
         data = await self._call(self._redis.get(self._key))

@@ -13,7 +13,6 @@ PAPER_HOST: Final = "https://openapivts.koreainvestment.com:29443"
 """Paper trading (모의투자). KIS does not serve inquire-psbl-sell there."""
 
 TOKEN_PATH: Final = "/oauth2/tokenP"
-REVOKE_PATH: Final = "/oauth2/revokeP"
 SELLABLE_PATH: Final = "/uapi/domestic-stock/v1/trading/inquire-psbl-sell"
 SELLABLE_TR_ID: Final = "TTTC8408R"
 BALANCE_PATH: Final = "/uapi/domestic-stock/v1/trading/inquire-balance"
@@ -39,6 +38,13 @@ TOKEN_ISSUE_INTERVAL: Final = 60.0
 """Seconds KIS requires between two token issuances for one appkey."""
 SAME_TOKEN_WINDOW: Final = 6 * 3600.0
 """Asking again this soon after an issuance returns the same token."""
+
+APP_KEY_MAX_LENGTH: Final = 36
+APP_SECRET_MAX_LENGTH: Final = 180
+"""Header lengths on the reference page: longer cannot be a key KIS issued."""
+TOKEN_MAX_LENGTH: Final = 1024
+"""A sanity bound on a token from the token endpoint (the reference page allows 350 for the
+whole authorization header; this leaves room should KIS grow it)."""
 
 KST: Final = timezone(timedelta(hours=9), "KST")
 """``access_token_token_expired`` is Korean wall-clock time; Korea keeps no DST."""

@@ -1,13 +1,23 @@
-"""Checks on what the caller hands us, done before any request so bad input costs no call."""
+"""Checks on what the caller hands us, done at construction so bad input costs no call.
+
+Every check raises ``ValueError`` (``TypeError`` for a value of the wrong kind) with a message
+that names the argument, and shows a bad value only where it is not a secret.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from yarl import URL
+
 _PDNO = re.compile(r"[0-9A-Z]{1,12}")
 _ACCOUNT = re.compile(r"([0-9]{8})-?([0-9]{2})")
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
+_SHOWN_BAD_CODES = 20
 
 
 class Account(NamedTuple):
@@ -18,6 +28,10 @@ class Account(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.cano}-{self.product}"
+
+    def masked(self) -> str:
+        """The account as logs and messages show it: ``50****56-01``."""
+        return f"{self.cano[:2]}****{self.cano[-2:]}-{self.product}"
 
 
 def parse_account(account: str) -> Account:
@@ -52,11 +66,103 @@ def normalize_pdnos(pdnos: Iterable[str]) -> list[str]:
         except ValueError:
             bad.append(_shown(pdno))
     if bad:
-        listed = ", ".join(bad[:20]) + (f" and {len(bad) - 20} more" if len(bad) > 20 else "")
+        listed = ", ".join(bad[:_SHOWN_BAD_CODES])
+        if len(bad) > _SHOWN_BAD_CODES:
+            listed += f" and {len(bad) - _SHOWN_BAD_CODES} more"
         raise ValueError(
             f"{len(bad)} malformed ticker(s); each must be 1-12 ASCII letters or digits: {listed}"
         )
     return list(seen)
+
+
+def checked_key(name: str, value: str, *, max_length: int) -> str:
+    """An appkey or appsecret: visible ASCII, as KIS issues them. The value is never shown.
+
+    A CR or LF here would otherwise fail late, inside the HTTP layer, on every call.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {type(value).__name__}")
+    value = value.strip()
+    if not value:
+        raise ValueError(f"{name} must be a non-empty string")
+    if not _VISIBLE_ASCII.fullmatch(value):
+        raise ValueError(f"{name} must be printable ASCII without spaces or control characters")
+    if len(value) > max_length:
+        raise ValueError(f"{name} is {len(value)} characters; KIS issues at most {max_length}")
+    return value
+
+
+def checked_base_url(base_url: str) -> str:
+    """``https://host[:port]``, or ``http://`` on a loopback address (the embedded simulator).
+
+    No credentials, path, query or fragment: every request path is appended to it. A password
+    in a refused URL is not repeated in the message.
+    """
+    try:
+        url = URL(base_url) if isinstance(base_url, str) else None
+    except ValueError:
+        url = None
+    if url is not None and url.is_absolute() and url.host:
+        secure = url.scheme == "https" or (url.scheme == "http" and _is_loopback(url.host))
+        plain = not (url.user or url.password or url.query_string or url.fragment)
+        if secure and plain and url.path in ("", "/"):
+            return str(url.origin())
+    shown = _shown(base_url)
+    if url is not None and url.password:
+        shown = _shown(str(url.with_password("***")))
+    raise ValueError(
+        "base_url must be https://host[:port] (or http:// on a loopback address) with no "
+        f"credentials, path or query, got {shown}"
+    )
+
+
+def checked_custtype(custtype: str) -> str:
+    """``P`` (individual) or ``B`` (corporate)."""
+    if custtype not in ("P", "B"):
+        raise ValueError(f"custtype must be 'P' (individual) or 'B' (corporate), got {custtype!r}")
+    return custtype
+
+
+def positive(name: str, value: float, *, at_most: float = math.inf) -> float:
+    """A finite number of seconds or calls above zero (and at most ``at_most``)."""
+    number = _real(name, value)
+    if not 0 < number <= at_most or not math.isfinite(number):
+        bound = f" and at most {at_most:g}" if math.isfinite(at_most) else ""
+        raise ValueError(f"{name} must be a finite number above 0{bound}, got {value!r}")
+    return number
+
+
+def non_negative(name: str, value: float, *, below: float = math.inf) -> float:
+    """A finite number at least zero (and below ``below``)."""
+    number = _real(name, value)
+    if not 0 <= number < below or not math.isfinite(number):
+        bound = f" and below {below:g}" if math.isfinite(below) else ""
+        raise ValueError(f"{name} must be a finite number at least 0{bound}, got {value!r}")
+    return number
+
+
+def count(name: str, value: int, *, minimum: int, maximum: int) -> int:
+    """A whole number within bounds; ``True`` is not a count."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _real(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _shown(value: object) -> str:

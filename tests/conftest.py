@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from hypothesis import settings
 
-from kis_async import KISClient, spec
+from kis_async import KISClient, RetryPolicy, spec
 from kis_async.simulator import (
     DEMO_ACCOUNT,
     DEMO_APP_KEY,
@@ -43,6 +43,11 @@ async def sim(config: SimulatorConfig) -> AsyncIterator[Simulator]:
 ClientFactory = Callable[..., KISClient]
 
 
+def retries(max_retries: int = 5, *, backoff: float = 0.005) -> RetryPolicy:
+    """A retry policy with short backoffs, so tests of faults stay fast."""
+    return RetryPolicy(max_retries=max_retries, backoff=backoff)
+
+
 @pytest.fixture
 def make_client(sim: Simulator) -> ClientFactory:
     """Build a client for ``sim`` with fast retries; keyword arguments override the defaults."""
@@ -52,7 +57,7 @@ def make_client(sim: Simulator) -> ClientFactory:
             "base_url": sim.url,
             "rate_limit": FAST_RATE,
             "token_cache": None,
-            "backoff": 0.005,
+            "retry": retries(),
             "timeout": 2.0,
             "token_issue_interval": 0.0,
         }
@@ -119,7 +124,7 @@ async def stub() -> AsyncIterator[Stub]:
 @pytest.fixture
 def make_stub_client(stub: Stub) -> ClientFactory:
     def make(**overrides: Any) -> KISClient:
-        options: dict[str, Any] = {"base_url": stub.url, "token_cache": None, "max_retries": 0}
+        options: dict[str, Any] = {"base_url": stub.url, "token_cache": None, "retry": retries(0)}
         return KISClient("key", "secret", "12345678-01", **(options | overrides))
 
     return make

@@ -9,7 +9,7 @@ import asyncio
 import json
 import sys
 
-from kis_async import KISClient
+from kis_async import KISClient, RetryPolicy
 from kis_async.simulator import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_SECRET
 
 
@@ -22,7 +22,7 @@ async def main(url: str, redis_url: str, first: int, count: int, rate: float) ->
         rate_limit=rate,
         token_cache=None,
         redis_url=None if redis_url == "-" else redis_url,
-        max_retries=0,
+        retry=RetryPolicy(max_retries=0),
     )
     async with client:
         batch = await client.check_sellable([f"{first + i:06d}" for i in range(count)])

@@ -10,7 +10,7 @@ from kis_async import AuthError, KISClient, TransportError
 from kis_async.auth import Token, TokenManager
 from kis_async.simulator import Fault, Simulator
 
-from .conftest import ClientFactory, codes
+from .conftest import ClientFactory, codes, retries
 
 
 async def test_one_token_under_200_concurrent_cold_calls(sim: Simulator, kis: KISClient) -> None:
@@ -71,7 +71,7 @@ async def test_token_endpoint_down_is_not_turned_into_a_stream_of_requests(
     sim: Simulator, make_client: ClientFactory
 ) -> None:
     sim.inject_token(Fault.HTML_503, times=100)
-    async with make_client(max_retries=2, token_issue_interval=60.0) as kis:
+    async with make_client(retry=retries(2), token_issue_interval=60.0) as kis:
         batch = await kis.check_sellable(codes(100))
     assert len(batch.errors) == 100
     assert all(isinstance(e, TransportError) for e in batch.errors.values())

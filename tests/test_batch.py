@@ -20,7 +20,7 @@ from kis_async import (
 )
 from kis_async.simulator import Fault, Simulator
 
-from .conftest import ClientFactory, codes
+from .conftest import ClientFactory, codes, retries
 
 
 async def test_every_ticker_lands_once_in_input_order(sim: Simulator, kis: KISClient) -> None:
@@ -106,7 +106,7 @@ async def test_leaving_iteration_early_cancels_the_rest(
         stream = kis.iter_sellable(codes(300))
         async for _ in stream:
             break
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         assert _stray_tasks() - before == set()
         assert sim.stats.calls < 300
 
@@ -115,7 +115,7 @@ async def test_closing_the_client_mid_batch_ends_every_ticker(
     sim: Simulator, make_client: ClientFactory
 ) -> None:
     sim.config.latency = 0.05
-    kis = make_client(rate_limit=200, max_retries=0)
+    kis = make_client(rate_limit=200, retry=retries(0))
     await kis.__aenter__()
     reached = asyncio.Event()
     sim.after_calls(10, reached.set)

@@ -26,7 +26,7 @@ from kis_async import (
 )
 from kis_async.simulator import UNKNOWN_TICKERS, Fault, Simulator
 
-from .conftest import ClientFactory
+from .conftest import ClientFactory, retries
 
 PERMANENT = {
     Fault.MALFORMED: DecodeError,
@@ -74,7 +74,7 @@ async def test_transient_fault_at_random_loses_nothing(
 ) -> None:
     sim.config.fault_rate, sim.config.fault_kinds = 0.1, (fault,)
     asked = portfolio_batch(sim)
-    async with make_client(max_retries=6) as kis:
+    async with make_client(retry=retries(6)) as kis:
         batch = await kis.check_sellable(asked)
     check_batch(sim, asked, batch, ())
     assert batch.ok
@@ -98,7 +98,7 @@ async def test_hanging_calls_time_out_and_the_batch_finishes(
 ) -> None:
     sim.config.fault_rate, sim.config.fault_kinds = 0.03, (Fault.HANG,)
     asked = portfolio_batch(sim, 200)
-    async with make_client(timeout=0.15, max_retries=4) as kis:
+    async with make_client(timeout=0.15, retry=retries(4)) as kis:
         batch = await kis.check_sellable(asked)
     check_batch(sim, asked, batch, ())
     assert sim.stats.faults["hang"] > 0
@@ -114,7 +114,7 @@ async def test_server_tightening_its_limit_mid_batch(
 
     sim.after_calls(100, tighten)
     asked = portfolio_batch(sim, 400)
-    async with make_client(rate_limit=200, backoff=0.05, max_retries=8) as kis:
+    async with make_client(rate_limit=200, retry=retries(8, backoff=0.05)) as kis:
         batch = await kis.check_sellable(asked)
     check_batch(sim, asked, batch, (RateLimitError,))
     assert sim.stats.rejected > 0, "the storm happened"
@@ -160,7 +160,7 @@ async def test_unknown_tickers_and_every_fault_at_once(
     sim.after_calls(150, sim.revoke_tokens)
     sim.after_calls(300, sim.expire_tokens)
     asked = [*portfolio_batch(sim, 400), "999999", "999990"]
-    async with make_client(max_retries=8) as kis:
+    async with make_client(retry=retries(8)) as kis:
         batch = await kis.check_sellable(asked)
     check_batch(sim, asked, batch, (DecodeError, APIError))
     assert {"999999", "999990"} <= set(batch.errors)
@@ -173,7 +173,7 @@ async def test_closing_mid_batch_leaves_no_task_and_no_half_written_cache(
 ) -> None:
     cache = tmp_path / "token.json"
     sim.config.latency = 0.05
-    kis = make_client(rate_limit=300, max_retries=0, token_cache=cache)
+    kis = make_client(rate_limit=300, retry=retries(0), token_cache=cache)
     await kis.__aenter__()
     reached = asyncio.Event()
     sim.after_calls(20, reached.set)
@@ -207,7 +207,7 @@ async def test_connection_refused_for_a_whole_batch_ends_every_ticker(
     make_client: ClientFactory,
 ) -> None:
     asked = [f"{100000 + i:06d}" for i in range(200)]
-    async with make_client(base_url="http://127.0.0.1:9", max_retries=1) as kis:
+    async with make_client(base_url="http://127.0.0.1:9", retry=retries(1)) as kis:
         batch = await kis.check_sellable(asked)
     assert list(batch.errors) == asked
     assert all(isinstance(e, TransportError) for e in batch.errors.values())

@@ -119,4 +119,4 @@ async def test_cli_check_holdings(sim: Simulator) -> None:
     assert code == 1, "the sample account holds two delisted tickers"
     held = [p for p, h in sim.portfolio.items() if h.quantity]
     assert [line.split(",")[0] for line in out.splitlines()[1:]] == held
-    assert "sold out skipped" in err
+    assert f"holdings: {len(held)} positions held" in err

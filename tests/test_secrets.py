@@ -9,7 +9,7 @@ import pytest
 from kis_async import KISError
 from kis_async.simulator import DEMO_APP_SECRET, Fault, Simulator
 
-from .conftest import ClientFactory, codes
+from .conftest import ClientFactory, codes, retries
 
 
 async def test_secrets_never_reach_logs_reprs_or_errors(
@@ -20,11 +20,9 @@ async def test_secrets_never_reach_logs_reprs_or_errors(
     sim.inject(Fault.MALFORMED, times=2)
     texts: list[str] = []
     with caplog.at_level(logging.DEBUG):
-        async with make_client(max_retries=1) as kis:
+        async with make_client(retry=retries(1)) as kis:
             batch = await kis.check_sellable([*codes(30), "999999"])
-            texts += [repr(kis), str(kis), repr(kis.throttle)]
-            transport = kis._require_transport()
-            texts.append(repr(transport.tokens._token))
+            texts += [repr(kis), str(kis), repr(kis.retry)]
         async with make_client(app_secret="wrong-secret-value") as bad:
             failed = await bad.check_sellable(codes(3))
     errors: list[KISError] = [*batch.errors.values(), *failed.errors.values()]

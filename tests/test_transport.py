@@ -15,7 +15,7 @@ from kis_async import (
 )
 from kis_async.simulator import Fault, Simulator
 
-from .conftest import ClientFactory, Stub
+from .conftest import ClientFactory, Stub, retries
 
 RETRIED = [
     Fault.RATE_LIMIT,
@@ -51,14 +51,14 @@ async def test_timeouts_on_every_try_surface_as_request_timeout(
     sim: Simulator, make_client: ClientFactory
 ) -> None:
     sim.inject(Fault.HANG, pdno="005930", times=3)
-    async with make_client(timeout=0.1, max_retries=2) as kis:
+    async with make_client(timeout=0.1, retry=retries(2)) as kis:
         with pytest.raises(RequestTimeout, match="005930"):
             await kis.sellable_quantity("005930")
 
 
 async def test_retries_are_bounded(sim: Simulator, make_client: ClientFactory) -> None:
     sim.inject(Fault.RATE_LIMIT, pdno="005930", times=10)
-    async with make_client(max_retries=3) as kis:
+    async with make_client(retry=retries(3)) as kis:
         with pytest.raises(RateLimitError) as caught:
             await kis.sellable_quantity("005930")
     assert caught.value.msg_cd == "EGW00201"
@@ -95,7 +95,7 @@ async def test_irregular_but_readable_answers_give_the_right_numbers(
 
 
 async def test_connection_refused_is_a_transport_error(make_client: ClientFactory) -> None:
-    async with make_client(base_url="http://127.0.0.1:9", max_retries=1) as kis:
+    async with make_client(base_url="http://127.0.0.1:9", retry=retries(1)) as kis:
         with pytest.raises(TransportError, match="Connect"):
             await kis.sellable_quantity("005930")
 

@@ -1,0 +1,37 @@
+"""The environment variables kis_async reads, named once for the library and the CLI alike."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Final, NamedTuple
+
+ENV_APP_KEY: Final = "KIS_APP_KEY"
+ENV_APP_SECRET: Final = "KIS_APP_SECRET"
+ENV_ACCOUNT: Final = "KIS_ACCOUNT"
+ENV_BASE_URL: Final = "KIS_BASE_URL"
+ENV_REDIS_URL: Final = "KIS_REDIS_URL"
+
+REQUIRED: Final = (ENV_APP_KEY, ENV_APP_SECRET, ENV_ACCOUNT)
+OPTIONAL: Final = {ENV_BASE_URL: "base_url", ENV_REDIS_URL: "redis_url"}
+"""Optional variables and the :class:`~kis_async.KISClient` keyword each one fills."""
+ALL: Final = (*REQUIRED, *OPTIONAL)
+
+
+class Settings(NamedTuple):
+    """What the environment says: the three credentials and any optional client keywords."""
+
+    app_key: str
+    app_secret: str
+    account: str
+    options: dict[str, str]
+
+
+def from_environ(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the variables; ``ValueError`` names every required one that is missing or empty."""
+    env = os.environ if environ is None else environ
+    missing = [name for name in REQUIRED if not env.get(name, "").strip()]
+    if missing:
+        raise ValueError(f"missing environment variable(s): {', '.join(missing)}")
+    options = {keyword: env[name].strip() for name, keyword in OPTIONAL.items() if env.get(name)}
+    return Settings(env[ENV_APP_KEY], env[ENV_APP_SECRET], env[ENV_ACCOUNT], options)

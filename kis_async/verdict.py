@@ -1,0 +1,161 @@
+"""What one attempt's outcome means: the single place that judges an answer from KIS.
+
+:func:`classify` is pure: it takes the HTTP status and what came back (the decoded envelope, the
+:class:`~kis_async.errors.DecodeError` of a body that is not one, or the exception of a request
+that got no answer) and returns one of four verdicts, each carrying the error to surface if no
+further try is made:
+
+- :class:`Ok`: ``rt_cd`` "0" on a 1xx/2xx status.
+- :class:`Retry`: worth another try after a wait. Connection failures, timeouts, 5xx/429 pages
+  that are not KIS JSON (a proxy's), ``EGW00201`` (per-second limit: ``throttled``, so the pacer
+  can learn from it) and, on the token endpoint, ``EGW00133`` (one token a minute:
+  ``token_interval``). ``after`` is the wait the server asked for, if it said.
+- :class:`Renew`: ``EGW00123``/``EGW00121``, the token was refused; a new one may help.
+- :class:`Fail`: asking again gives the same answer (any other KIS error envelope, a malformed
+  success, a redirect, a closed client).
+
+The loops that act on verdicts live in :mod:`kis_async.transport` (API calls) and
+:mod:`kis_async.auth` (token issuance); how long to wait is :mod:`kis_async.retry`'s business.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import time
+from dataclasses import dataclass
+
+import aiohttp
+
+from . import spec
+from .errors import (
+    APIError,
+    AuthError,
+    DecodeError,
+    KISError,
+    RateLimitError,
+    RequestTimeout,
+    TransportError,
+)
+from .models import Envelope
+
+_RETRYABLE_CONNECTION_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
+
+
+class Closed(Exception):
+    """The outcome of a request attempted on a client that was already closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ok:
+    """The answer is a success; the caller reads its body."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Another try may succeed, after a wait."""
+
+    error: KISError
+    after: float | None = None
+    """Seconds the server asked to wait (``Retry-After``), if it said."""
+    throttled: bool = False
+    """The gateway refused the call rate (``EGW00201``): feedback for the pacer."""
+    token_interval: bool = False
+    """The token endpoint says one issuance a minute (``EGW00133``): wait out the interval."""
+
+
+@dataclass(frozen=True, slots=True)
+class Renew:
+    """The token was refused; the call may succeed with a new one."""
+
+    error: APIError
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    """Asking again would get the same answer."""
+
+    error: KISError
+
+
+Verdict = Ok | Retry | Renew | Fail
+Outcome = Envelope | DecodeError | BaseException
+"""What came back from one try: an envelope, a body that is not one, or no answer at all."""
+
+
+def classify(
+    status: int,
+    outcome: Outcome,
+    *,
+    retry_after: float | None = None,
+    tr_id: str | None = None,
+    pdno: str | None = None,
+    token_endpoint: bool = False,
+) -> Verdict:
+    """Judge one attempt. ``status`` is 0 when no answer arrived (``outcome`` is then the
+    exception). ``token_endpoint`` marks tokenP, where every refusal is an :class:`AuthError`."""
+    where = "token endpoint: " if token_endpoint else ""
+    if isinstance(outcome, BaseException) and not isinstance(outcome, DecodeError):
+        return _no_answer(outcome, where, pdno)
+    if 300 <= status < 400:
+        return Fail(
+            TransportError(f"{where}HTTP {status} redirect refused", status=status, pdno=pdno)
+        )
+    if isinstance(outcome, DecodeError):
+        if status < 400:
+            return Fail(outcome)
+        page = TransportError(f"{where}HTTP {status} without a KIS body", status=status, pdno=pdno)
+        return Retry(page, retry_after) if status >= 500 or status == 429 else Fail(page)
+    if outcome.rt_cd == spec.RT_OK and status < 400:
+        return Ok()
+    code = outcome.msg_cd
+    kind: type[APIError] = APIError
+    if code == spec.RATE_LIMITED:
+        kind = RateLimitError
+    elif token_endpoint or code in spec.STALE_TOKEN_CODES or code in spec.CREDENTIAL_CODES:
+        kind = AuthError
+    error = kind(
+        rt_cd=outcome.rt_cd,
+        msg_cd=code,
+        msg1=outcome.msg1,
+        status=status,
+        tr_id=tr_id,
+        pdno=pdno,
+    )
+    if code == spec.RATE_LIMITED:
+        return Retry(error, retry_after, throttled=True)
+    if token_endpoint and code == spec.TOKEN_ISSUE_TOO_SOON:
+        return Retry(error, retry_after, token_interval=True)
+    if code in spec.STALE_TOKEN_CODES and not token_endpoint:
+        return Renew(error)
+    return Fail(error)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """``Retry-After`` in seconds, from either of its forms (seconds, or an HTTP date)."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return float(text) if len(text) < 10 else math.inf
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _no_answer(exc: BaseException, where: str, pdno: str | None) -> Verdict:
+    """A request that got no answer. The message names what failed, never anything from the
+    request (its headers hold the appsecret and the token)."""
+    if isinstance(exc, Closed):
+        return Fail(TransportError("the KISClient was closed before this call", pdno=pdno))
+    if isinstance(exc, TimeoutError):
+        return Retry(RequestTimeout(f"{where}no answer within the request timeout", pdno=pdno))
+    if isinstance(exc, aiohttp.ClientError):
+        reason = getattr(exc, "os_error", None) or exc
+        error = TransportError(f"{where}{type(exc).__name__}: {reason}", pdno=pdno)
+        return Retry(error) if isinstance(exc, _RETRYABLE_CONNECTION_ERRORS) else Fail(error)
+    return Fail(TransportError(f"{where}request failed: {type(exc).__name__}", pdno=pdno))
