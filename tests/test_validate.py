@@ -53,3 +53,65 @@ def test_plain_http_is_refused_unless_loopback(url: str) -> None:
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9"])
 def test_plain_http_on_loopback_is_accepted_for_the_simulator(url: str) -> None:
     assert KISClient("key", "secret", "12345678-01", base_url=url, token_cache=None).base_url
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "named"),
+    [
+        ({"rate_limit": float("inf")}, ValueError, "rate_limit"),
+        ({"rate_limit": float("nan")}, ValueError, "rate_limit"),
+        ({"rate_limit": 0}, ValueError, "rate_limit"),
+        ({"rate_limit": True}, TypeError, "rate_limit"),
+        ({"rate_limit": "20"}, TypeError, "rate_limit"),
+        ({"timeout": float("nan")}, ValueError, "timeout"),
+        ({"timeout": float("inf")}, ValueError, "timeout"),
+        ({"timeout": 1e-9 - 1e-9}, ValueError, "timeout"),
+        ({"pace_margin": 1.0}, ValueError, "pace_margin"),
+        ({"pace_margin": -0.1}, ValueError, "pace_margin"),
+        ({"token_issue_interval": float("inf")}, ValueError, "token_issue_interval"),
+        ({"max_concurrency": 0}, ValueError, "max_concurrency"),
+        ({"max_concurrency": 2.5}, TypeError, "max_concurrency"),
+        ({"max_concurrency": True}, TypeError, "max_concurrency"),
+        ({"retry": 3}, TypeError, "retry"),
+        ({"custtype": "X"}, ValueError, "custtype"),
+        ({"token_cache": 42}, TypeError, "token_cache"),
+        ({"token_cache": ""}, TypeError, "token_cache"),
+        ({"redis_url": ""}, ValueError, "redis_url"),
+        ({"redis_fail_open": "yes"}, TypeError, "redis_fail_open"),
+        ({"base_url": "https://user:pw@openapi.koreainvestment.com"}, ValueError, "base_url"),
+        ({"base_url": "https://openapi.koreainvestment.com/uapi"}, ValueError, "base_url"),
+        ({"base_url": "https://h:99999"}, ValueError, "base_url"),
+        ({"base_url": "openapi.koreainvestment.com"}, ValueError, "base_url"),
+    ],
+)
+def test_every_option_is_checked_at_construction_naming_itself(
+    options: dict[str, object], error: type[Exception], named: str
+) -> None:
+    with pytest.raises(error, match=named):
+        KISClient("key", "secret", "12345678-01", **({"token_cache": None} | options))  # type: ignore[arg-type]
+
+
+def test_a_refused_base_url_does_not_repeat_its_password() -> None:
+    with pytest.raises(ValueError, match="base_url") as caught:
+        KISClient("key", "secret", "12345678-01", base_url="https://u:hunter2@h", token_cache=None)
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("app_key", "key\r\nX-Evil: 1", "printable ASCII"),
+        ("app_key", "", "non-empty"),
+        ("app_key", "k" * 37, "at most 36"),
+        ("app_secret", "s e c r e t", "printable ASCII"),
+        ("app_secret", "비밀", "printable ASCII"),
+        ("app_secret", None, "must be a string"),
+    ],
+)
+def test_keys_are_checked_without_being_shown(name: str, value: object, message: str) -> None:
+    keys: dict[str, object] = {"app_key": "key", "app_secret": "secret"} | {name: value}
+    with pytest.raises((ValueError, TypeError), match=message) as caught:
+        KISClient(keys["app_key"], keys["app_secret"], "12345678-01", token_cache=None)  # type: ignore[arg-type]
+    assert name in str(caught.value)
+    if isinstance(value, str) and value:
+        assert value not in str(caught.value)
