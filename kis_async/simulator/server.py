@@ -197,7 +197,6 @@ class Simulator:
         """The ``aiohttp`` application, for embedding in another server."""
         app = web.Application()
         app.router.add_post(spec.TOKEN_PATH, self._issue_token)
-        app.router.add_post(spec.REVOKE_PATH, self._revoke_token)
         app.router.add_get(spec.SELLABLE_PATH, self._sellable)
         app.router.add_get(spec.BALANCE_PATH, self._balance)
         app.router.add_get("/_simulator/stats", self._stats)
@@ -319,19 +318,6 @@ class Simulator:
         self._tokens[value] = _Token(app_key, now, now + self.config.token_lifetime)
         self.stats.tokens_minted += 1
         return value
-
-    async def _revoke_token(self, request: web.Request) -> web.StreamResponse:
-        try:
-            body = msgspec.json.decode(await request.read(), type=dict[str, str])
-        except msgspec.MsgspecError:
-            return _error(400, "SIM00400", "요청 본문이 JSON이 아닙니다 (simulated)")
-        refusal = self._check_credentials(body.get("appkey", ""), body.get("appsecret", ""), 403)
-        if refusal is not None:
-            return refusal
-        token = self._tokens.get(body.get("token", ""))
-        if token is not None:
-            token.dead = spec.TOKEN_INVALID
-        return _json(200, {"code": 200, "message": "접근토큰 폐기에 성공하였습니다"})
 
     # -- API --------------------------------------------------------------------------------------
 
