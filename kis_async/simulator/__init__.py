@@ -2,7 +2,10 @@
 
 ``async with Simulator() as sim:`` serves the sample portfolio on loopback at the real 20 calls/s;
 point a :class:`~kis_async.KISClient` at ``sim.url`` with :data:`DEMO_APP_KEY`,
-:data:`DEMO_APP_SECRET` and :data:`DEMO_ACCOUNT`. The library itself never imports this package.
+:data:`DEMO_APP_SECRET` and :data:`DEMO_ACCOUNT`. :class:`SimulatorConfig` makes it as unkind as
+KIS can be (network jitter before the call is counted, a lower limit than the client was told,
+another program on the same appkey); :class:`Stats` says what arrived and when. The library
+itself never imports this package.
 """
 
 from .portfolio import KRX_NAMES, UNKNOWN_TICKERS, Holding, sample_portfolio

@@ -1,10 +1,21 @@
 """The embedded KIS stand-in: a real ``aiohttp.web`` server that behaves like the KIS gateway.
 
 It issues tokens under KIS's rules (one a minute per appkey, the same token again within six
-hours, a day's lifetime), serves inquire-psbl-sell for a configurable portfolio with the header
-and query checks KIS makes, enforces a strict sliding one-second call limit per appkey, and records
-what it saw so tests and benchmarks can judge a client by what actually arrived. Faults are
-injected per call (:meth:`Simulator.inject`) or at random (``fault_rate``).
+hours, a day's lifetime), serves inquire-psbl-sell and paged inquire-balance for a configurable
+portfolio with the header and query checks KIS makes, and records what it saw so tests and
+benchmarks can judge a client by what actually arrived. Faults are injected per call
+(:meth:`Simulator.inject`) or at random (``fault_rate``).
+
+It is never kinder than KIS about the call limit:
+
+- every request first travels to the gateway (``request_latency`` ± ``request_jitter``), and only
+  then is counted, so calls sent evenly can arrive bunched or out of order, as over a real network;
+  ``latency`` ± ``jitter`` is the answer's way back, after the count;
+- the gateway admits at most ``rate_limit`` calls per appkey in any sliding window of ``window``
+  seconds (or per fixed bucket, with ``fixed_window_offset``), and ``limit_schedule`` can lower
+  (or raise) that limit while a batch runs, whatever the client was told;
+- another program on the same appkey (``background_rate`` calls/s, evenly spaced or Poisson) takes
+  its share of the same budget, unannounced.
 
 Error codes KIS documents (``EGW00201``, ``EGW00123``, ``EGW00121``, ``EGW00133``, ``EGW00103``,
 ``EGW00105``) are used as KIS uses them. Where KIS's code for a refusal is not documented
@@ -88,13 +99,34 @@ class SimulatorConfig:
     app_secret: str = DEMO_APP_SECRET
     account: str = DEMO_ACCOUNT
     rate_limit: int = spec.CALLS_PER_SECOND
-    """Calls admitted per appkey in any sliding window of ``window`` seconds."""
+    """Calls admitted per appkey in any sliding window of ``window`` seconds (the enforced limit,
+    whatever the client was told), until an entry of ``limit_schedule`` is due."""
+    limit_schedule: tuple[tuple[float, int], ...] = ()
+    """``(seconds, limit)`` pairs: from ``seconds`` after the first API call arrived at the
+    gateway, it enforces ``limit`` instead of ``rate_limit``. The entry with the latest time that
+    has passed wins; before the earliest, ``rate_limit`` holds."""
     window: float = 1.0
     fixed_window_offset: float | None = None
-    """Count the limit in fixed buckets starting at this offset (seconds) instead of sliding."""
+    """Count the limit in fixed buckets of ``window`` seconds instead of sliding: an appkey's
+    bucket boundaries fall this many seconds after its first arrival (client or background), and
+    every ``window`` seconds from there."""
+    request_latency: float = 0.0
+    """Seconds each request (API call or tokenP) takes to reach the gateway, plus or minus up to
+    ``request_jitter`` (uniform, clipped at zero). API calls are counted when they arrive, so
+    jitter here bunches and reorders what the client sent evenly."""
+    request_jitter: float = 0.0
     latency: float = 0.0
-    """Seconds each API answer takes, plus or minus up to ``jitter``."""
+    """Seconds each API answer takes after the gateway counted the call, plus or minus up to
+    ``jitter`` (uniform, clipped at zero)."""
     jitter: float = 0.0
+    background_rate: float = 0.0
+    """Calls per second another program makes on ``app_key``. They need no HTTP: each is counted
+    by the same window as the client's calls and admitted only if it has room. They run from
+    :meth:`Simulator.start` (or the next request, if set later) until :meth:`Simulator.close` or
+    until this is set back to 0."""
+    background_poisson: bool = False
+    """Background calls arrive as a Poisson process (random gaps, sometimes bunched: the harsher
+    case) instead of evenly spaced."""
     token_lifetime: float = 86400.0
     token_issue_interval: float = spec.TOKEN_ISSUE_INTERVAL
     same_token_window: float = spec.SAME_TOKEN_WINDOW
@@ -108,6 +140,10 @@ class SimulatorConfig:
     loop_paging: bool = False
     """inquire-balance never ends: every page says more follow, with the same key."""
     seed: int | None = None
+    """Seeds the random draws (faults, both jitters, Poisson gaps), read when the simulator is
+    created: the same seed and the same requests, arriving in the same order, give the same
+    delays and faults. Each kind of draw has its own stream, so turning on request jitter, say,
+    does not change which calls get which fault."""
 
 
 @dataclass(slots=True)
@@ -120,15 +156,28 @@ class Stats:
     tokens_minted: int = 0
     """Distinct tokens created (a re-issue within six hours returns the same one)."""
     calls: int = 0
-    """API calls that arrived, rejected ones included."""
+    """API calls from clients that arrived, rejected ones included (background calls are not)."""
     rejected: int = 0
-    """Calls answered EGW00201 because the window was full."""
+    """Client calls answered EGW00201 because the window was full."""
     max_window: int = 0
-    """Most API calls that arrived within any one window, for any appkey."""
+    """Most client API calls that arrived within any one window, for any appkey."""
+    background_calls: int = 0
+    """Calls the background program made (``background_rate``), rejected ones included."""
+    background_rejected: int = 0
+    """Background calls the window had no room for."""
+    max_window_total: int = 0
+    """Most API calls, client and background together, that arrived within any one window for
+    any one appkey."""
+    arrivals: list[tuple[float, bool]] = field(default_factory=list)
+    """Every client API call as ``(seconds since start(), admitted)``, in order of arrival at the
+    gateway. The first entry's time is the origin of ``limit_schedule``."""
+    background_arrivals: list[tuple[float, bool]] = field(default_factory=list)
+    """Every background call as ``(seconds since start(), admitted)``."""
     faults: Counter[str] = field(default_factory=Counter)
     per_pdno: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
+        """The counters, as ``GET /_simulator/stats`` serves them (arrivals are served apart)."""
         return {
             "token_requests": self.token_requests,
             "token_issuances": self.token_issuances,
@@ -136,6 +185,9 @@ class Stats:
             "calls": self.calls,
             "rejected": self.rejected,
             "max_window": self.max_window,
+            "background_calls": self.background_calls,
+            "background_rejected": self.background_rejected,
+            "max_window_total": self.max_window_total,
             "faults": dict(self.faults),
         }
 
@@ -170,14 +222,26 @@ class Simulator:
         self.stats = Stats()
         self._host = host
         self._port = port
-        self._rng = random.Random(self.config.seed)
+        seed = self.config.seed
+        self._rng = random.Random(seed)
+        self._trip_rng = random.Random(None if seed is None else f"{seed}:request")
+        self._background_rng = random.Random(None if seed is None else f"{seed}:background")
         self._tokens: dict[str, _Token] = {}
         self._last_issue: dict[str, tuple[float, str]] = {}
         self._arrivals: defaultdict[str, SlidingWindow] = defaultdict(self._window)
+        """Client calls per appkey: ``max_window``."""
+        self._traffic: defaultdict[str, SlidingWindow] = defaultdict(self._window)
+        """Client and background calls per appkey: ``max_window_total``."""
         self._admitted: defaultdict[str, SlidingWindow | FixedWindow] = defaultdict(self._limiter)
+        self._origin: float | None = None
+        """Loop time of start() (or of the first request, if embedded without it)."""
+        self._first_call: float | None = None
+        """Loop time of the first client API call: the origin of ``limit_schedule``."""
         self._faults: defaultdict[str | None, list[Fault]] = defaultdict(list)
         self._token_faults: list[Fault] = []
         self._after: list[tuple[int, Callable[[], None]]] = []
+        self._after_background: list[tuple[int, Callable[[], None]]] = []
+        self._background: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -200,24 +264,34 @@ class Simulator:
         app.router.add_get(spec.SELLABLE_PATH, self._sellable)
         app.router.add_get(spec.BALANCE_PATH, self._balance)
         app.router.add_get("/_simulator/stats", self._stats)
+        app.router.add_get("/_simulator/arrivals", self._arrivals_page)
+        app.on_cleanup.append(self._cleanup)
         return app
 
     async def start(self) -> str:
-        """Start serving; returns the base URL (``http://127.0.0.1:<port>``)."""
+        """Start serving (and the background program, if ``background_rate`` is set); returns
+        the base URL (``http://127.0.0.1:<port>``). Arrival times count from here."""
+        self._origin = asyncio.get_running_loop().time()
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port, reuse_address=True)
         await site.start()
         host, port = self._runner.addresses[0][:2]
         self.url = f"http://{host}:{port}"
+        self._run_background()
         return self.url
 
     async def close(self) -> None:
-        """Stop serving; calls left hanging by :attr:`Fault.HANG` are let go first."""
+        """Stop serving and the background program; calls left hanging by :attr:`Fault.HANG`
+        are let go first."""
         self._closing.set()
+        await self._stop_background()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def _cleanup(self, app: web.Application) -> None:
+        await self._stop_background()
 
     async def __aenter__(self) -> Simulator:
         await self.start()
@@ -244,8 +318,15 @@ class Simulator:
         self._token_faults.extend([fault] * times)
 
     def after_calls(self, calls: int, action: Callable[[], None]) -> None:
-        """Run ``action`` when the ``calls``-th API call (counted from the start) arrives."""
+        """Run ``action`` when the ``calls``-th client API call (counted from the start) arrives
+        at the gateway, before it is admitted or rejected: a change of ``rate_limit`` made there
+        already applies to that call."""
         self._after.append((calls, action))
+
+    def after_background_calls(self, calls: int, action: Callable[[], None]) -> None:
+        """Run ``action`` when the background program's ``calls``-th call (counted from the
+        start) has been counted, e.g. to set an event a test or benchmark waits on."""
+        self._after_background.append((calls, action))
 
     def expire_tokens(self) -> None:
         """Every token issued so far now answers EGW00123, as after its day is over."""
@@ -262,6 +343,8 @@ class Simulator:
     # -- token endpoint ---------------------------------------------------------------------------
 
     async def _issue_token(self, request: web.Request) -> web.StreamResponse:
+        self._run_background()
+        await self._travel()
         self.stats.token_requests += 1
         fault = self._token_faults.pop(0) if self._token_faults else None
         if fault is not None:
@@ -387,16 +470,23 @@ class Simulator:
         }
 
     async def _gate(self, request: web.Request, tr_id: str) -> web.StreamResponse | None:
-        """What the KIS gateway checks first: the call limit, then the token and keys."""
+        """What the KIS gateway checks once the call has arrived: the call limit, then the
+        token and keys."""
+        self._run_background()
+        await self._travel()
+        stats = self.stats
         now = asyncio.get_running_loop().time()
         headers = request.headers
         app_key = headers.get("appkey", "")
-        self.stats.calls += 1
-        held = self._arrivals[app_key].record(now)
-        self.stats.max_window = max(self.stats.max_window, held)
-        self._run_scheduled()
-        if not self._admitted[app_key].admit(now, self.config.rate_limit):
-            self.stats.rejected += 1
+        if self._first_call is None:
+            self._first_call = now
+        stats.calls += 1
+        stats.max_window = max(stats.max_window, self._arrivals[app_key].record(now))
+        _run_due(self._after, stats.calls)
+        admitted = self._admit(app_key, now)
+        stats.arrivals.append((self._since_start(now), admitted))
+        if not admitted:
+            stats.rejected += 1
             await self._delay()
             return _error(500, spec.RATE_LIMITED, "초당 거래건수를 초과하였습니다.", rt_cd="1")
         refusal = self._check_credentials(app_key, headers.get("appsecret", ""), 500)
@@ -409,6 +499,26 @@ class Simulator:
         if refusal is not None:
             await self._delay()
         return refusal
+
+    def _admit(self, app_key: str, now: float) -> bool:
+        """Count one arrival (client or background) against the appkey's limit."""
+        held = self._traffic[app_key].record(now)
+        self.stats.max_window_total = max(self.stats.max_window_total, held)
+        return self._admitted[app_key].admit(now, self._limit(now))
+
+    def _limit(self, now: float) -> int:
+        """The limit in force at ``now``: ``rate_limit``, or the latest due ``limit_schedule``."""
+        config = self.config
+        if self._first_call is None or not config.limit_schedule:
+            return config.rate_limit
+        elapsed = now - self._first_call
+        due = [entry for entry in config.limit_schedule if entry[0] <= elapsed]
+        return max(due, key=lambda entry: entry[0])[1] if due else config.rate_limit
+
+    def _since_start(self, now: float) -> float:
+        if self._origin is None:
+            self._origin = now
+        return now - self._origin
 
     def _check_credentials(
         self, app_key: str, app_secret: str, status: int
@@ -434,13 +544,6 @@ class Simulator:
             return _error(500, "SIM00405", "계좌번호를 확인하세요 (simulated)", rt_cd="1")
         return None
 
-    def _run_scheduled(self) -> None:
-        due = [action for calls, action in self._after if calls <= self.stats.calls]
-        if due:
-            self._after = [(c, a) for c, a in self._after if c > self.stats.calls]
-            for action in due:
-                action()
-
     def _next_fault(self, pdno: str) -> Fault | None:
         for key in (pdno, None):
             queue = self._faults.get(key)
@@ -451,11 +554,50 @@ class Simulator:
             return self._rng.choice(config.fault_kinds)
         return None
 
-    async def _delay(self) -> None:
+    async def _travel(self) -> None:
+        """The request's way to the gateway: ``request_latency`` ± ``request_jitter``."""
         config = self.config
-        seconds = config.latency + (config.jitter and self._rng.uniform(-1, 1) * config.jitter)
-        if seconds > 0:
-            await asyncio.sleep(seconds)
+        await _pause(config.request_latency, config.request_jitter, self._trip_rng)
+
+    async def _delay(self) -> None:
+        """The answer's way back: ``latency`` ± ``jitter``."""
+        await _pause(self.config.latency, self.config.jitter, self._rng)
+
+    # -- another program on the same appkey -------------------------------------------------------
+
+    def _run_background(self) -> None:
+        """Start the background program if ``background_rate`` asks for one and none runs."""
+        if self.config.background_rate <= 0 or self._closing.is_set():
+            return
+        if self._background is None or self._background.done():
+            self._background = asyncio.get_running_loop().create_task(
+                self._background_calls(), name="kis-simulator-background"
+            )
+
+    async def _background_calls(self) -> None:
+        """Arrivals at ``background_rate`` on the configured appkey until the rate is 0."""
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while (rate := self.config.background_rate) > 0:
+            poisson = self.config.background_poisson
+            due += self._background_rng.expovariate(rate) if poisson else 1 / rate
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            now = loop.time()
+            admitted = self._admit(self.config.app_key, now)
+            self.stats.background_calls += 1
+            if not admitted:
+                self.stats.background_rejected += 1
+            self.stats.background_arrivals.append((self._since_start(now), admitted))
+            _run_due(self._after_background, self.stats.background_calls)
+
+    async def _stop_background(self) -> None:
+        task, self._background = self._background, None
+        if task is None:
+            return
+        task.cancel()
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.result()
 
     # -- faults -----------------------------------------------------------------------------------
 
@@ -517,6 +659,27 @@ class Simulator:
 
     async def _stats(self, request: web.Request) -> web.StreamResponse:
         return _json(200, self.stats.as_dict())
+
+    async def _arrivals_page(self, request: web.Request) -> web.StreamResponse:
+        """``{"client": [[t, admitted], ...], "background": [...]}``, as in :class:`Stats`."""
+        stats = self.stats
+        return _json(200, {"client": stats.arrivals, "background": stats.background_arrivals})
+
+
+def _run_due(schedule: list[tuple[int, Callable[[], None]]], count: int) -> None:
+    """Run (and drop) the actions of ``schedule`` whose call count ``count`` has reached."""
+    due = [action for calls, action in schedule if calls <= count]
+    if due:
+        schedule[:] = [(calls, action) for calls, action in schedule if calls > count]
+        for action in due:
+            action()
+
+
+async def _pause(mean: float, spread: float, rng: random.Random) -> None:
+    """Sleep ``mean`` ± up to ``spread`` seconds (uniform), never less than zero."""
+    seconds = mean + (spread and rng.uniform(-1, 1) * spread)
+    if seconds > 0:
+        await asyncio.sleep(seconds)
 
 
 def _success_envelope() -> dict[str, Any]:

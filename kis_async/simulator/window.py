@@ -1,4 +1,5 @@
-"""A strict sliding one-second window: how KIS is reported to count calls as they arrive."""
+"""How a gateway counts calls as they arrive: a strict sliding window (how KIS is reported to
+count) or fixed buckets (how a server may count instead)."""
 
 from __future__ import annotations
 

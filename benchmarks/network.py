@@ -1,0 +1,156 @@
+"""The client against a gateway that is not kind: what KIS users report, scenario by scenario.
+
+A client told ``rate_limit=20`` checks 300 tickers (``--quick``: 100) per scenario. The gateway
+counts each call when it arrives, after a one-way trip of 50 ms plus or minus the scenario's
+request jitter; answers take 30 ± 10 ms more. A scenario may also enforce less than 20 calls/s, or
+run another program on the same appkey that takes part of the budget.
+
+The simulator runs in this process: at 20 calls/s it needs a few per cent of one core, and an
+in-process simulator lets clients in other processes (see ``multiprocess.py``) share it.
+
+Columns: the gateway's effective limit (its limit less the other program's rate); wall time of the
+batch, token included; the client's calls per second as the gateway saw them (first to last
+arrival) ÷ that limit; tickers answered per second ÷ that limit (above 1 when the other program
+is refused too); calls the gateway counted and rejected (EGW00201), and the other program's; tickers
+lost (an error in the batch after the client's retries); the most client calls the gateway saw in
+any one second, and with the other program's.
+
+To measure another client (several processes over Redis, another pacer), pass a :data:`Runner`
+to :func:`main` or :func:`measure`: the scenarios stay the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from _harness import client, codes, table
+
+from kis_async.simulator import Simulator, SimulatorConfig, Stats
+
+TOLD = 20
+"""Calls per second the client is told it may make."""
+REQUEST_LATENCY = 0.05
+"""One-way trip to the gateway in every scenario: wide enough that no jitter here is clipped."""
+LATENCY, JITTER = 0.03, 0.01
+SEED = 2026
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One way the gateway differs from what the client was told."""
+
+    name: str
+    gateway: int = TOLD
+    """Calls per second the gateway enforces (sliding one-second window)."""
+    request_jitter: float = 0.0
+    """Seconds, plus or minus, on each call's way to the gateway."""
+    background: float = 0.0
+    """Calls per second another program makes on the same appkey, evenly spaced."""
+
+    @property
+    def limit(self) -> float:
+        """Calls per second left for the client."""
+        return self.gateway - self.background
+
+    def config(self) -> SimulatorConfig:
+        return SimulatorConfig(
+            rate_limit=self.gateway,
+            request_latency=REQUEST_LATENCY,
+            request_jitter=self.request_jitter,
+            latency=LATENCY,
+            jitter=JITTER,
+            background_rate=self.background,
+            seed=SEED,
+        )
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("no jitter, gateway 20/s"),
+    Scenario("±20 ms request jitter", request_jitter=0.02),
+    Scenario("±40 ms request jitter", request_jitter=0.04),
+    Scenario("gateway enforces 15/s", gateway=15),
+    Scenario("gateway enforces 10/s", gateway=10),
+    Scenario("another program at 5/s", background=5.0),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """What a runner reports: the batch's wall time and how many tickers ended in an error."""
+
+    elapsed: float
+    lost: int
+
+
+Runner = Callable[[str, list[str]], Awaitable[Run]]
+"""Checks the tickers against the simulator at the URL, however the client under test does it."""
+
+
+async def one_client(url: str, tickers: list[str]) -> Run:
+    """One :class:`~kis_async.KISClient` with default settings, told ``rate_limit=20``."""
+    start = time.perf_counter()
+    async with client(url, TOLD) as kis:
+        batch = await kis.check_sellable(tickers)
+    return Run(time.perf_counter() - start, len(batch.errors))
+
+
+async def measure(scenario: Scenario, count: int, runner: Runner = one_client) -> list[object]:
+    """Run ``count`` tickers through ``runner`` under ``scenario``; one row of the table."""
+    async with Simulator(scenario.config()) as sim:
+        run = await runner(sim.url, codes(count))
+        stats = sim.stats
+    return row(scenario, count, run, stats)
+
+
+def row(scenario: Scenario, count: int, run: Run, stats: Stats) -> list[object]:
+    first, last = stats.arrivals[0][0], stats.arrivals[-1][0]
+    sent = (stats.calls - 1) / (last - first) if last > first else 0.0
+    answered = (count - run.lost) / run.elapsed
+    rejected = f"{stats.rejected} ({100 * stats.rejected / stats.calls:.1f} %)"
+    busiest = str(stats.max_window)
+    if scenario.background:
+        rejected += f"; its {stats.background_rejected} of {stats.background_calls}"
+        busiest += f" ({stats.max_window_total} with it)"
+    return [
+        scenario.name,
+        f"{scenario.limit:g}",
+        f"{run.elapsed:.1f}",
+        f"{sent / scenario.limit:.2f}",
+        f"{answered / scenario.limit:.2f}",
+        stats.calls,
+        rejected,
+        run.lost,
+        busiest,
+    ]
+
+
+HEADER = [
+    "scenario",
+    "limit/s",
+    "elapsed s",
+    "calls/s ÷ limit",
+    "tickers/s ÷ limit",
+    "calls (server)",
+    "rejected",
+    "tickers lost",
+    "max in 1 s",
+]
+
+
+def main(quick: bool, runner: Runner = one_client, who: str = "one client") -> None:
+    count = 100 if quick else 300
+    rows = [asyncio.run(measure(scenario, count, runner)) for scenario in SCENARIOS]
+    title = (
+        f"An unkind gateway: {who} told {TOLD}/s, {count} tickers, "
+        f"request {REQUEST_LATENCY * 1000:.0f} ms ± jitter, answer "
+        f"{LATENCY * 1000:.0f} ± {JITTER * 1000:.0f} ms"
+    )
+    table(title, HEADER, rows)
+
+
+if __name__ == "__main__":
+    main("--quick" in sys.argv)
