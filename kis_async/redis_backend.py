@@ -3,12 +3,13 @@
 Installed with the ``redis`` extra; nothing else in kis_async imports this module or ``redis``
 unless a client is given a ``redis_url``. :func:`open_shared` is the one entry point.
 
-- :class:`RedisPacer` books calls on one schedule kept in Redis: a Lua script reads the Redis
-  server's clock and hands each caller the next slot, ``interval`` after the previous one
-  (GCRA with a burst of one). However many processes share the key, admissions are evenly
-  spaced, so any ``rate + 1`` of them span ``1 + margin`` seconds, as with
-  :class:`~kis_async.throttle.Throttle` in one process. A slot further ahead than ``max_wait``
-  is refused instead of booked, so waiting stays bounded. This needs Redis's clock and an atomic
+- :class:`RedisPacer` books calls on one schedule kept in Redis, by the rules
+  :class:`~kis_async.throttle.Throttle` keeps in one process: a Lua script reads the Redis
+  server's clock and hands the caller the next slot, one ``interval`` after the previous ideal
+  slot and with fewer than ``window_calls`` un-refused departures (of every process) in the
+  window before it. The pace itself (:mod:`kis_async.pace`) is shared too, under a version, so
+  the processes learn from refusals together. A slot further ahead than ``max_wait`` is refused
+  instead of booked, so waiting stays bounded. This needs Redis's clock and an atomic
   read-and-book, which is why it is a script and not a redis-py primitive.
 - :class:`RedisTokenStore` keeps the token in Redis and holds redis-py's :class:`~redis.lock.Lock`
   (with a timeout) around issuance, so one process issues and the others read; a holder that
@@ -37,21 +38,54 @@ from redis.exceptions import RedisError
 
 from .auth import Token, appkey_digest
 from .errors import RateLimitError, TransportError
-from .throttle import DEFAULT_MARGIN, Throttle
+from .pace import Pace, after_clean, after_refusal
+from .throttle import DEFAULT_MARGIN, HISTORY, TIMER_SLACK, Line, Throttle, Ticket, log_change
 
 log = logging.getLogger(__name__)
 
-_BOOK_SLOT = """
+_BOOK = """
+-- KEYS: 1 departures (zset: un-refused calls, score = slot in us), 2 next ideal slot, 3 pace
+-- ARGV: 1 pace version, 2 interval us, 3 window us, 4 window calls, 5 max wait us,
+--       6 member, 7 history us, 8 timer slack us
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local wait = tat - now
-if wait > tonumber(ARGV[2]) then return -1 end
-redis.call('SET', KEYS[1], string.format('%.0f', tat + interval),
-           'PX', math.ceil((wait + interval) / 1000) + 1000)
-return wait
+local version = redis.call('HGET', KEYS[3], 'version') or '0'
+if version ~= ARGV[1] then
+  return {-2, now, version, redis.call('HGET', KEYS[3], 'pace') or ''}
+end
+local interval, window = tonumber(ARGV[2]), tonumber(ARGV[3])
+local calls = tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window - tonumber(ARGV[7]))
+local ideal = tonumber(redis.call('GET', KEYS[2]) or '0')
+local slot = math.max(ideal, now)
+local nth = redis.call('ZREVRANGE', KEYS[1], calls - 1, calls - 1, 'WITHSCORES')
+if nth[2] then slot = math.max(slot, tonumber(nth[2]) + window + 1) end
+if slot - now > tonumber(ARGV[5]) then return {-1, now} end
+redis.call('ZADD', KEYS[1], slot, ARGV[6])
+local keep = math.ceil((slot - now + window + tonumber(ARGV[7])) / 1000) + 1000
+redis.call('PEXPIRE', KEYS[1], keep)
+local after = math.max(ideal, slot - tonumber(ARGV[8])) + interval
+redis.call('SET', KEYS[2], string.format('%.0f', after), 'PX', keep)
+return {slot - now, now}
+"""
+
+_REFUSED = """
+-- KEYS: 1 departures, 3 pace; ARGV: 1 member, 2 its slot in us
+redis.call('ZREM', KEYS[1], ARGV[1])
+local sent = tonumber(ARGV[2])
+local accepted = redis.call('ZCOUNT', KEYS[1], '(' .. (sent - 1000000), '(' .. sent)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local version = redis.call('HGET', KEYS[2], 'version') or '0'
+return {accepted, now, version, redis.call('HGET', KEYS[2], 'pace') or ''}
+"""
+
+_SET_PACE = """
+-- KEYS: 1 pace; ARGV: 1 the version the change was made from, 2 the new pace
+if (redis.call('HGET', KEYS[1], 'version') or '0') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'version', tostring(tonumber(ARGV[1]) + 1), 'pace', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], 86400000)
+return 1
 """
 
 _DELETE_IF_TOKEN = """
@@ -98,7 +132,15 @@ def open_shared(
 
 
 class RedisPacer:
-    """At most ``rate`` calls in any 1-second window for everyone sharing ``key``."""
+    """One pace for everyone sharing ``key``: at most the learned limit in any window.
+
+    Callers in this process queue in a :class:`~kis_async.throttle.Line`; only the head books a
+    slot (so a pace cut binds every process's next call, give or take one booked slot each),
+    sleeps until it, and leaves. A refusal is learned from with the same rule as in one process
+    (:func:`~kis_async.pace.after_refusal`), counting every process's departures, and the result
+    is stored only if no other process changed the pace first (a compare-and-set on a version):
+    four processes refused together slow down once, together.
+    """
 
     def __init__(
         self,
@@ -110,35 +152,125 @@ class RedisPacer:
         max_wait: float = 30.0,
         fail_open: bool = False,
     ) -> None:
-        self._key = key
-        self._interval_us = round((1 + margin) / rate * 1_000_000)
+        self._departures = f"{key}:departures"
+        self._keys = [self._departures, f"{key}:next", f"{key}:pace:{rate:g}:{margin:g}"]
         self._max_wait_us = round(max_wait * 1_000_000)
-        self._book = client.register_script(_BOOK_SLOT)
+        self._book = client.register_script(_BOOK)
+        self._refused = client.register_script(_REFUSED)
+        self._set_pace = client.register_script(_SET_PACE)
         self._fallback = Throttle(rate, margin=margin) if fail_open else None
+        self._pace = Pace.start(rate, margin)
+        self._version = "0"
+        self._line = Line()
+        self._id = secrets.token_hex(6)
+        self._number = 0
+        self._redis_now = 0.0
+        self._bound = False
+        self._refusals = 0
 
-    async def acquire(self) -> None:
+    @property
+    def pace(self) -> Pace:
+        return self._pace
+
+    @property
+    def refusals(self) -> int:
+        return self._refusals
+
+    async def acquire(self) -> Ticket:
         """Wait for this call's slot; raises if Redis is down (fail closed) or the wait is long."""
+        async with self._line.turn():
+            while True:
+                if self._bound:
+                    await self._store(after_clean(self._pace, now=self._redis_now), "probing up")
+                self._number += 1
+                member = f"{self._id}:{self._number}"
+                pace = self._pace
+                try:
+                    answer = await self._book(
+                        keys=self._keys,
+                        args=[
+                            self._version,
+                            round(pace.interval * 1e6),
+                            round(pace.window * 1e6),
+                            pace.window_calls,
+                            self._max_wait_us,
+                            member,
+                            round(HISTORY * 1e6),
+                            round(TIMER_SLACK * 1e6),
+                        ],
+                    )
+                except (RedisError, OSError) as exc:
+                    return await self._unreachable(exc)
+                wait_us, now_us = int(answer[0]), int(answer[1])
+                self._redis_now = now_us / 1e6
+                if wait_us == -2:
+                    self._sync(answer[2], answer[3])
+                    continue
+                if wait_us < 0:
+                    raise RateLimitError(
+                        rt_cd="1",
+                        msg_cd="",
+                        msg1="the shared call budget is booked further ahead than max_wait",
+                        status=0,
+                    )
+                self._bound = wait_us > 0
+                if wait_us:
+                    await asyncio.sleep(wait_us / 1e6)
+                return Ticket((now_us + wait_us) / 1e6, self._number)
+
+    async def refused(self, ticket: Ticket) -> None:
+        """Learn from a refusal, counting the calls every process sent in the second before."""
+        self._refusals += 1
+        if self._fallback is not None and ticket.number < 0:
+            await self._fallback.refused(ticket._replace(number=-ticket.number))
+            return
+        member = f"{self._id}:{ticket.number}"
         try:
-            wait_us = int(
-                await self._book(keys=[self._key], args=[self._interval_us, self._max_wait_us])
+            answer = await self._refused(
+                keys=[self._departures, self._keys[2]],
+                args=[member, round(ticket.sent_at * 1e6)],
             )
         except (RedisError, OSError) as exc:
-            if self._fallback is None:
-                raise TransportError(f"shared pacer unreachable ({type(exc).__name__})") from None
-            log.warning(
-                "shared pacer unreachable (%s); pacing this process alone", type(exc).__name__
-            )
-            await self._fallback.acquire()
+            log.warning("shared pacer unreachable (%s); refusal not shared", type(exc).__name__)
             return
-        if wait_us < 0:
-            raise RateLimitError(
-                rt_cd="1",
-                msg_cd="",
-                msg1="the shared call budget is booked further ahead than max_wait",
-                status=0,
+        accepted, now = int(answer[0]), int(answer[1]) / 1e6
+        self._sync(answer[2], answer[3])
+        await self._store(
+            after_refusal(self._pace, sent_at=ticket.sent_at, accepted=accepted, now=now),
+            f"the gateway refused a call ({accepted} accepted in the second before)",
+        )
+
+    async def _store(self, pace: Pace, why: str) -> None:
+        """Make ``pace`` the shared one, unless another process changed it first."""
+        if pace == self._pace:
+            return
+        with contextlib.suppress(RedisError, OSError):
+            stored = await self._set_pace(
+                keys=[self._keys[2]], args=[self._version, msgspec.json.encode(pace)]
             )
-        if wait_us:
-            await asyncio.sleep(wait_us / 1_000_000)
+            if stored:
+                self._pace = pace
+                self._version = str(int(self._version) + 1)
+                log_change(pace, why)
+
+    def _sync(self, version: bytes | str, encoded: bytes | str) -> None:
+        """Adopt the shared pace another process stored."""
+        version = version.decode() if isinstance(version, bytes) else version
+        if version == self._version:
+            return
+        self._version = version
+        if encoded:
+            try:
+                self._pace = msgspec.json.decode(encoded, type=Pace)
+            except msgspec.MsgspecError:
+                log.warning("the pace stored in Redis is corrupt; keeping this process's")
+
+    async def _unreachable(self, exc: BaseException) -> Ticket:
+        if self._fallback is None:
+            raise TransportError(f"shared pacer unreachable ({type(exc).__name__})") from None
+        log.warning("shared pacer unreachable (%s); pacing this process alone", type(exc).__name__)
+        ticket = await self._fallback.acquire()
+        return ticket._replace(number=-ticket.number)
 
 
 class RedisTokenStore:

@@ -1,66 +1,194 @@
-"""Pacing under the KIS call limit, built on ``aiolimiter``.
+"""Pacing one process's calls under the limit the gateway enforces, as learned by the pace rule.
 
-KIS counts calls as they *arrive* and rejects the one that makes more than ``rate`` in any one
+KIS counts calls as they *arrive* and refuses the one that makes more than its limit in any one
 second. A plain ``AsyncLimiter(rate, 1)`` admits a burst of ``rate`` on top of its steady flow and
-so lets up to ``2 * rate - 1`` calls into one second.
+so lets up to ``2 * rate - 1`` calls into one second; a limiter that books each caller a future
+slot cannot slow down when the gateway says so, because the slots already handed out stay
+committed. :class:`Throttle` is therefore a FIFO gate written for this job rather than a wrapped
+``aiolimiter``:
 
-:class:`Throttle` uses a leaky bucket of capacity ``1 + slack`` that drains one call every
-``interval = (1 + margin) / (rate - slack)`` seconds, and admits a call only when one full unit
-fits. Just before the ``(rate + 1)``-th of any run of consecutive calls the bucket still holds
-``rate - elapsed / interval``, so that call waits until ``elapsed >= (rate - slack) * interval =
-1 + margin``. Hence:
+- callers queue in order; only the head waits on the clock, and it re-reads the pace each time
+  it wakes, so a pace cut applies to the very next call;
+- the head leaves at the next ideal time (one ``interval`` after the previous departure's ideal
+  time, so a timer that fires a little late costs no throughput) and only while fewer than
+  ``window_calls`` un-refused calls left in the last ``1 + margin`` seconds. After a refusal this
+  second rule is what waits for the oldest accepted calls to leave the gateway's window.
+- the transport reports each refused call (:meth:`Throttle.refused`); the pace changes as
+  :func:`~kis_async.pace.after_refusal` says, and probes back up while callers are waiting, as
+  :func:`~kis_async.pace.after_clean` says.
 
-- any ``rate + 1`` consecutive calls leave at least ``1 + margin`` seconds apart, so no one-second
-  window at the server sees more than ``rate`` of them unless one call's trip is ``margin``
-  seconds slower than another's;
-- there is no burst: the first second of a batch is paced like every other;
-- a waiter woken up to ``slack * interval`` late (the event loop's timers fire up to a
-  millisecond late) loses no throughput, because the bucket kept draining meanwhile.
-
-Steady throughput is ``(rate - slack) / (1 + margin)``: about 0.98 of the limit by default.
+A caller that finds the gate empty and the pace free leaves without awaiting anything.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import NamedTuple, Protocol
 
-from aiolimiter import AsyncLimiter
+from . import validate
+from .pace import Pace, after_clean, after_refusal
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MARGIN = 0.02
 """Seconds of arrival jitter tolerated before two calls could share a window they should not."""
 TIMER_SLACK = 0.002
-"""Seconds of event-loop lateness per wake-up that the bucket absorbs without losing pace."""
+"""Seconds of event-loop lateness per wake-up that the schedule absorbs without losing pace."""
+_EPSILON = 1e-6
+HISTORY = 1.0
+"""Seconds of departures kept beyond the window, for the refusal estimate (the second before)."""
+
+
+class Ticket(NamedTuple):
+    """One departure: when it left on the pacer's clock, and which call it was."""
+
+    sent_at: float
+    number: int
 
 
 class Pacer(Protocol):
-    """What the transport needs from a pacer: wait until one more call may leave."""
+    """What the transport needs from a pacer: leave in time, and hear about refusals."""
 
-    async def acquire(self) -> None: ...
+    async def acquire(self) -> Ticket:
+        """Return once one more call may leave; the ticket names that departure."""
+
+    async def refused(self, ticket: Ticket) -> None:
+        """The gateway refused the call that left with ``ticket`` (``EGW00201``)."""
+
+    @property
+    def pace(self) -> Pace:
+        """The pace in force."""
+
+    @property
+    def refusals(self) -> int:
+        """Calls reported refused so far."""
+
+
+class Line:
+    """Callers take turns in arrival order; only the one whose turn it is goes on.
+
+    Why not ``asyncio.Lock``: its fairness is not part of its contract, and a pacer that lets a
+    late caller overtake one that has waited breaks the order every caller relies on.
+    """
+
+    def __init__(self) -> None:
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def empty(self) -> bool:
+        return not self._waiters
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Wait for this caller's turn; the next caller's turn starts when the block ends."""
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(turn)
+        try:
+            if self._waiters[0] is not turn:
+                await turn
+            yield
+        finally:
+            self._waiters.remove(turn)
+            if self._waiters and not self._waiters[0].done():
+                self._waiters[0].set_result(None)
 
 
 class Throttle:
-    """Evenly spaced admissions: never more than ``rate`` calls in any 1-second window.
+    """Evenly spaced departures, never more than the learned limit in any window.
 
     One instance is shared by every request of a client, retries included, so the whole client
-    stays under the limit however many tasks call it at once. Waiters are served first come,
-    first served.
+    stays under the limit however many tasks call it at once.
     """
 
     def __init__(self, rate: float, *, margin: float = DEFAULT_MARGIN) -> None:
-        if not rate > 0:
-            raise ValueError(f"rate must be a positive number of calls per second, got {rate!r}")
-        if not 0 <= margin < 1:
-            raise ValueError(f"margin must be in [0, 1) seconds, got {margin!r}")
-        self.rate = rate
-        self.margin = margin
-        self.slack = min(0.5, TIMER_SLACK * rate)
-        self.interval = (1 + margin) / (rate - self.slack)
-        capacity = 1 + self.slack
-        self._limiter = AsyncLimiter(capacity, capacity * self.interval)
+        rate = validate.positive("rate", rate)
+        margin = validate.non_negative("margin", margin, below=1.0)
+        self._pace = Pace.start(rate, margin)
+        self._sent: deque[Ticket] = deque()
+        """Un-refused departures of the last window plus a second, oldest first."""
+        self._next_at = float("-inf")
+        self._line = Line()
+        self._number = 0
+        self._refusals = 0
 
-    async def acquire(self) -> None:
-        """Return once the next call may leave; cancellable while waiting."""
-        await self._limiter.acquire()
+    @property
+    def pace(self) -> Pace:
+        return self._pace
+
+    @property
+    def refusals(self) -> int:
+        return self._refusals
+
+    async def acquire(self) -> Ticket:
+        """Wait in line, then until the pace lets one more call leave; cancellable."""
+        loop = asyncio.get_running_loop()
+        if self._line.empty and self._due(loop.time()) <= 0:
+            return self._leave(loop.time())
+        async with self._line.turn():
+            while True:
+                now = loop.time()
+                self._learn(after_clean(self._pace, now=now), "probing up")
+                wait = self._due(now)
+                if wait <= 0:
+                    return self._leave(now)
+                await asyncio.sleep(wait)
+
+    async def refused(self, ticket: Ticket) -> None:
+        """Learn from a refusal: see :func:`~kis_async.pace.after_refusal`."""
+        self._refusals += 1
+        sent = self._sent
+        if ticket in sent:
+            sent.remove(ticket)
+        start = ticket.sent_at - 1.0
+        accepted = sum(1 for t in sent if start < t.sent_at < ticket.sent_at)
+        now = asyncio.get_running_loop().time()
+        self._learn(
+            after_refusal(self._pace, sent_at=ticket.sent_at, accepted=accepted, now=now),
+            f"the gateway refused a call ({accepted} accepted in the second before)",
+        )
+
+    def _learn(self, pace: Pace, why: str) -> None:
+        if pace != self._pace:
+            self._pace = pace
+            log_change(pace, why)
+
+    def _due(self, now: float) -> float:
+        """Seconds until the next call may leave (0 or less: now)."""
+        pace = self._pace
+        due = self._next_at
+        sent = self._sent
+        edge = now - pace.window - HISTORY
+        while sent and sent[0].sent_at <= edge:
+            sent.popleft()
+        calls = pace.window_calls
+        if len(sent) >= calls:
+            due = max(due, sent[-calls].sent_at + pace.window + _EPSILON)
+        return due - now
+
+    def _leave(self, now: float) -> Ticket:
+        interval = self._pace.interval
+        self._next_at = max(self._next_at, now - min(TIMER_SLACK, interval / 2)) + interval
+        self._number += 1
+        ticket = Ticket(now, self._number)
+        self._sent.append(ticket)
+        return ticket
 
     def __repr__(self) -> str:
-        return f"Throttle(rate={self.rate!r}, margin={self.margin!r})"
+        pace = self._pace
+        return f"Throttle(rate={pace.rate!r}, margin={pace.margin!r}, ceiling={pace.ceiling!r})"
+
+
+def log_change(pace: Pace, why: str) -> None:
+    """Say at INFO that the pace changed, and to what."""
+    log.info(
+        "%s: pace now %.1f calls/s (%d a window, margin %.0f ms; ceiling %g/s)",
+        why,
+        pace.calls_per_second,
+        pace.window_calls,
+        pace.margin * 1000,
+        pace.ceiling,
+    )

@@ -10,7 +10,8 @@ pacer, send (:class:`~kis_async.wire.Wire`), decode (:mod:`kis_async.models`), j
   was in flight); a third means KIS refuses every token it issues, and re-issuing again would
   only spam the account holder;
 - ``Retry``: wait as :class:`~kis_async.retry.RetryPolicy` says and repeat, at most
-  ``max_retries`` times; a renewal is not a retry and does not use one up;
+  ``max_retries`` times; a renewal is not a retry and does not use one up. A refusal for the
+  call rate (``EGW00201``) is first reported to the pacer, which learns from it;
 - ``Fail``, or tries spent: raise the verdict's error.
 
 Every try goes through the pacer, retries and renewals included, so every call KIS counts is
@@ -73,6 +74,8 @@ class Transport:
             "appsecret": app_secret,
         }
         self._headers_for: dict[tuple[str, str], dict[str, str]] = {}
+        self.retries = 0
+        """Tries repeated after a transient fault, over every call so far."""
 
     async def get(
         self,
@@ -88,7 +91,7 @@ class Transport:
         token = await self._tokens.get()
         retries = renewals = 0
         while True:
-            await self._pacer.acquire()
+            ticket = await self._pacer.acquire()
             reply = await self._wire.send(
                 "GET", path, params=params, headers=self._headers(token, tr_id, headers)
             )
@@ -100,6 +103,8 @@ class Transport:
                 tr_id=tr_id,
                 pdno=pdno,
             )
+            if isinstance(verdict, Retry) and verdict.throttled:
+                await self._pacer.refused(ticket)
             match verdict:
                 case Ok():
                     return Response(cast(E, outcome), reply.headers)
@@ -112,6 +117,7 @@ class Transport:
                     log.debug("retry %d in %.2f s after: %s", retries + 1, delay, verdict.error)
                     await self._retry.sleep(delay)
                     retries += 1
+                    self.retries += 1
                     token = await self._tokens.get()
                 case _:
                     raise verdict.error
