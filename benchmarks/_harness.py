@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,23 +28,53 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def simulator(rate: int, latency: float = 0.0, jitter: float = 0.0) -> Iterator[str]:
-    """Run ``kis-async simulator`` in a subprocess; yield its URL."""
+    """Run ``kis-async simulator`` in a subprocess; yield its URL.
+
+    ``latency`` ± ``jitter`` applies both ways: on the request, before the gateway counts the
+    call, and on the answer.
+    """
     port = free_port()
-    args = ["--port", str(port), "--rate", str(rate), "--latency", str(latency)]
+    args = [
+        *("--port", str(port), "--rate", str(rate)),
+        *("--latency", str(latency), "--jitter", str(jitter)),
+        *("--request-latency", str(latency), "--request-jitter", str(jitter)),
+    ]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kis_async", "simulator", *args, "--jitter", str(jitter)],
-        stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "kis_async", "simulator", *args], stderr=subprocess.DEVNULL
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
-                break
-            time.sleep(0.05)
-        yield url
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str | None]:
+    """A throwaway ``redis-server`` on a free loopback port; ``None`` if it is not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def wait_for_port(port: int) -> None:
+    for _ in range(200):
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
+            return
+        time.sleep(0.05)
 
 
 def stats(url: str) -> dict[str, Any]:

@@ -22,12 +22,15 @@ to :func:`main` or :func:`measure`: the scenarios stay the same.
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from _harness import client, codes, table
+from _harness import client, codes, redis_server, table
 
 from kis_async.simulator import Simulator, SimulatorConfig, Stats
 
@@ -98,6 +101,32 @@ async def one_client(url: str, tickers: list[str]) -> Run:
     return Run(time.perf_counter() - start, len(batch.errors))
 
 
+WORKER = Path(__file__).resolve().parents[1] / "tests" / "redis_worker.py"
+PROCESSES = 4
+
+
+async def processes_over_redis(redis_url: str, url: str, tickers: list[str]) -> Run:
+    """:data:`PROCESSES` processes on one appkey, each told ``rate_limit=20``, sharing a Redis."""
+    each = len(tickers) // PROCESSES
+    start = time.perf_counter()
+    workers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(WORKER),
+            url,
+            redis_url,
+            tickers[n * each],
+            str(each),
+            str(TOLD),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for n in range(PROCESSES)
+    ]
+    outputs = await asyncio.gather(*(worker.communicate() for worker in workers))
+    reports = [json.loads(out) for out, _ in outputs]
+    return Run(time.perf_counter() - start, sum(r["failed"] for r in reports))
+
+
 async def measure(scenario: Scenario, count: int, runner: Runner = one_client) -> list[object]:
     """Run ``count`` tickers through ``runner`` under ``scenario``; one row of the table."""
     async with Simulator(scenario.config()) as sim:
@@ -141,8 +170,18 @@ HEADER = [
 ]
 
 
-def main(quick: bool, runner: Runner = one_client, who: str = "one client") -> None:
+def main(quick: bool) -> None:
     count = 100 if quick else 300
+    measured(count, one_client, "one client")
+    with redis_server() as redis_url:
+        if redis_url is None:
+            print("\n(network over Redis: skipped, redis-server not installed)")
+            return
+        runner = functools.partial(processes_over_redis, redis_url)
+        measured(count, runner, f"{PROCESSES} processes over Redis, each")
+
+
+def measured(count: int, runner: Runner, who: str) -> None:
     rows = [asyncio.run(measure(scenario, count, runner)) for scenario in SCENARIOS]
     title = (
         f"An unkind gateway: {who} told {TOLD}/s, {count} tickers, "

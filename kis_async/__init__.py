@@ -4,7 +4,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .auth import Token
 from .batch import Batch, Outcome
-from .client import DEFAULT_TOKEN_CACHE, KISClient
+from .client import DEFAULT_TOKEN_CACHE, ClientStats, KISClient
 from .errors import (
     APIError,
     AuthError,
@@ -33,6 +33,7 @@ __all__ = [
     "APIError",
     "AuthError",
     "Batch",
+    "ClientStats",
     "DecodeError",
     "KISClient",
     "KISError",

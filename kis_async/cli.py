@@ -97,9 +97,38 @@ def _parser() -> argparse.ArgumentParser:
     sim = commands.add_parser("simulator", help="serve the KIS simulator for your own bots")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8943)
-    sim.add_argument("--rate", type=int, default=spec.CALLS_PER_SECOND, help="calls/s limit")
+    sim.add_argument(
+        "--rate", type=int, default=spec.CALLS_PER_SECOND, help="calls/s the gateway enforces"
+    )
     sim.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
     sim.add_argument("--jitter", type=float, default=0.0, help="+/- seconds on the latency")
+    sim.add_argument(
+        "--request-latency",
+        type=float,
+        default=0.0,
+        help="seconds each call takes to reach the gateway, before it is counted",
+    )
+    sim.add_argument(
+        "--request-jitter", type=float, default=0.0, help="+/- seconds on the request latency"
+    )
+    sim.add_argument(
+        "--background-rate",
+        type=float,
+        default=0.0,
+        help="calls/s another program makes on the same appkey",
+    )
+    sim.add_argument(
+        "--background-poisson",
+        action="store_true",
+        help="the other program's calls arrive at random (Poisson), not evenly",
+    )
+    sim.add_argument(
+        "--fixed-window-offset",
+        type=float,
+        default=None,
+        help="count the limit in fixed seconds starting this offset after the first call",
+    )
+    sim.add_argument("--seed", type=int, default=None, help="seed for jitter and faults")
     return parser
 
 
@@ -163,6 +192,7 @@ async def _check(client: KISClient, run: Run) -> None:
     finally:
         await outcomes.aclose()
         run.elapsed = time.perf_counter() - start
+        run.stats = client.stats
         if progress is not None:
             progress.close()
 
@@ -210,7 +240,17 @@ def _load_env_file(path: Path) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     async def serve() -> None:
-        config = SimulatorConfig(rate_limit=args.rate, latency=args.latency, jitter=args.jitter)
+        config = SimulatorConfig(
+            rate_limit=args.rate,
+            latency=args.latency,
+            jitter=args.jitter,
+            request_latency=args.request_latency,
+            request_jitter=args.request_jitter,
+            background_rate=args.background_rate,
+            background_poisson=args.background_poisson,
+            fixed_window_offset=args.fixed_window_offset,
+            seed=args.seed,
+        )
         async with Simulator(config, host=args.host, port=args.port) as sim:
             _note(f"KIS simulator on {sim.url} ({config.rate_limit} calls/s); Ctrl-C stops it")
             _note(f"  export {cfg.ENV_BASE_URL}={sim.url} {cfg.ENV_ACCOUNT}={DEMO_ACCOUNT}")

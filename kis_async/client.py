@@ -6,6 +6,7 @@ import importlib.util
 import logging
 import math
 from collections.abc import AsyncGenerator, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Final
@@ -15,6 +16,7 @@ from .auth import TokenIssuer, TokenManager, TokenStore
 from .batch import Batch, Outcome
 from .errors import PagingError
 from .models import Position, SellableQuantity, decode_balance, decode_sellable, pick_sellable
+from .pace import Pace
 from .retry import RetryPolicy
 from .throttle import DEFAULT_MARGIN, Pacer, Throttle
 from .tokencache import FileTokenStore, TokenCache
@@ -25,6 +27,26 @@ if TYPE_CHECKING:
     from .redis_backend import Shared
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStats:
+    """A snapshot of how a client is doing against the gateway: read ``kis.stats`` any time."""
+
+    rate_limit: float
+    """The configured ceiling, calls per second."""
+    pace: float
+    """Calls per second the pacer lets out now: ``rate_limit`` less what the gateway taught."""
+    margin: float
+    """Seconds of arrival jitter the pacing now allows for."""
+    learned: bool
+    """True when the gateway's refusals moved the pace off the configured one."""
+    refusals: int
+    """Calls the gateway refused for the call rate (EGW00201), retried or not."""
+    retries: int
+    """Tries repeated after any transient fault."""
+    token_issuances: int
+    """Tokens this client had KIS issue (each one notifies the account holder)."""
 
 
 class _DefaultTokenCache:
@@ -117,6 +139,7 @@ class KISClient:
         self._wire: Wire | None = None
         self._shared: Shared | None = None
         self._tokens: TokenManager | None = None
+        self._pacer: Pacer | None = None
         self._transport: Transport | None = None
 
     @classmethod
@@ -164,6 +187,7 @@ class KISClient:
             issue_interval=self.token_issue_interval,
         )
         self._tokens = TokenManager(issuer, store=store, issue_interval=self.token_issue_interval)
+        self._pacer = pacer
         self._transport = Transport(
             self._wire,
             tokens=self._tokens,
@@ -195,6 +219,21 @@ class KISClient:
     def token_issuances(self) -> int:
         """Tokens this client has had KIS issue (each one notifies the account holder)."""
         return self._tokens.issued if self._tokens else 0
+
+    @property
+    def stats(self) -> ClientStats:
+        """The pace in force, refusals and retries so far (see :class:`ClientStats`)."""
+        pacer, transport = self._pacer, self._transport
+        pace = pacer.pace if pacer is not None else Pace.start(self.rate_limit, self.pace_margin)
+        return ClientStats(
+            rate_limit=self.rate_limit,
+            pace=pace.calls_per_second,
+            margin=pace.margin,
+            learned=pace.learned,
+            refusals=pacer.refusals if pacer is not None else 0,
+            retries=transport.retries if transport is not None else 0,
+            token_issuances=self.token_issuances,
+        )
 
     async def sellable_quantity(self, pdno: str) -> SellableQuantity:
         """How many shares of ``pdno`` can be sold now (``ord_psbl_qty``), with the position.

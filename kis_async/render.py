@@ -14,6 +14,7 @@ from typing import Any, TextIO
 import msgspec
 
 from .batch import Batch
+from .client import ClientStats
 from .errors import APIError, KISError
 from .models import SellableQuantity
 
@@ -29,6 +30,8 @@ class Run:
     batch: Batch[SellableQuantity]
     elapsed: float = 0.0
     interrupted: bool = False
+    stats: ClientStats | None = None
+    """The client's pace and refusals at the end, when a client ran."""
 
     @property
     def done(self) -> list[str]:
@@ -111,10 +114,17 @@ def summary(run: Run) -> str:
     checked = len(run.done)
     rate = checked / run.elapsed if run.elapsed else 0.0
     head = "interrupted: " if run.interrupted else ""
-    return (
+    line = (
         f"{head}{checked} of {len(run.asked)} tickers checked in {run.elapsed:.1f} s "
         f"({rate:.1f}/s): {len(run.batch.results)} ok, {len(run.batch.errors)} failed"
     )
+    stats = run.stats
+    if stats is not None and stats.learned:
+        line += (
+            f"; KIS refused {stats.refusals} call(s) for the rate, so the pace settled at "
+            f"{stats.pace:.1f} calls/s (configured {stats.rate_limit:g}/s)"
+        )
+    return line
 
 
 class Progress:

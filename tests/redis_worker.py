@@ -1,6 +1,8 @@
-"""One of several processes sharing an appkey: ``python redis_worker.py URL REDIS_URL FIRST COUNT``.
+"""One of several processes sharing an appkey.
 
-Prints one JSON line: how many tickers succeeded and failed. ``REDIS_URL`` "-" means no Redis.
+``python redis_worker.py URL REDIS_URL FIRST COUNT RATE [RETRIES]`` checks COUNT tickers from
+FIRST and prints one JSON line: how many succeeded and failed, and what the client saw (refusals,
+retries, the pace it ended at). ``REDIS_URL`` "-" means no Redis.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from kis_async import KISClient, RetryPolicy
 from kis_async.simulator import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_SECRET
 
 
-async def main(url: str, redis_url: str, first: int, count: int, rate: float) -> None:
+async def main(url: str, redis_url: str, first: int, count: int, rate: float, retries: int) -> None:
     client = KISClient(
         DEMO_APP_KEY,
         DEMO_APP_SECRET,
@@ -22,14 +24,23 @@ async def main(url: str, redis_url: str, first: int, count: int, rate: float) ->
         rate_limit=rate,
         token_cache=None,
         redis_url=None if redis_url == "-" else redis_url,
-        retry=RetryPolicy(max_retries=0),
+        retry=RetryPolicy(max_retries=retries),
     )
     async with client:
         batch = await client.check_sellable([f"{first + i:06d}" for i in range(count)])
-    errors = sorted({type(e).__name__ for e in batch.errors.values()})
-    print(json.dumps({"ok": len(batch.results), "failed": len(batch.errors), "errors": errors}))
+        stats = client.stats
+    report = {
+        "ok": len(batch.results),
+        "failed": len(batch.errors),
+        "errors": sorted({type(e).__name__ for e in batch.errors.values()}),
+        "refusals": stats.refusals,
+        "retries": stats.retries,
+        "pace": stats.pace,
+    }
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":
     url, redis_url, first, count, rate = sys.argv[1:6]
-    asyncio.run(main(url, redis_url, int(first), int(count), float(rate)))
+    retries = int(sys.argv[6]) if len(sys.argv) > 6 else 5
+    asyncio.run(main(url, redis_url, int(first), int(count), float(rate), retries))
