@@ -75,20 +75,17 @@ CLIENTS: dict[str, Client] = {
 
 
 async def learning(scenario: Scenario, count: int) -> tuple[Stats, Samples]:
-    """kis_async told 20/s under ``scenario``, its pace sampled every :data:`PACE_EVERY` s.
-
-    The pace is read from the client's private pacer until the client publishes it.
-    """
+    """kis_async told 20/s under ``scenario``, its pace (``kis.stats``) sampled every
+    :data:`PACE_EVERY` s."""
     samples: list[tuple[float, float]] = []
 
     async def run(url: str, tickers: list[str]) -> None:
         loop = asyncio.get_running_loop()
         async with client(url, TOLD) as kis:
-            pacer = kis._transport._pacer  # type: ignore[union-attr]
 
             async def sample() -> None:
                 while True:
-                    samples.append((loop.time(), pacer.pace.calls_per_second))
+                    samples.append((loop.time(), kis.stats.pace))
                     await asyncio.sleep(PACE_EVERY)
 
             sampler = asyncio.create_task(sample())
