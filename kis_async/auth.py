@@ -16,8 +16,10 @@ issuing is treated as expensive:
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import logging
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -167,9 +169,9 @@ class TokenManager:
       (in another process too, when the store is shared).
     - Issuances are at least ``issue_interval`` seconds apart (KIS: one a minute), counted from
       the last issuance this process *or the store* knows of.
-    - A failed issuance is remembered: an :class:`AuthError` (credentials refused) for the
-      client's lifetime, anything else (a fault) for one ``issue_interval``. Callers in that
-      time get the same error without a request.
+    - A failed issuance is remembered: credentials refused for the client's lifetime, anything
+      else (a fault, or KIS saying "one a minute" (``EGW00133``) even after the wait) for one
+      ``issue_interval``. Callers in that time get a copy of the same error without a request.
     """
 
     def __init__(
@@ -226,7 +228,7 @@ class TokenManager:
     async def _obtain(self, *, refused: str | None) -> Token:
         """Called under the lock: the store's token unless it is ``refused``, else a new one."""
         if self._failure is not None and self._clock() < self._failure_until:
-            raise self._failure.with_traceback(None)
+            raise copy.copy(self._failure)
         if self._store is None:
             return await self._issue_new()
         async with self._store.lock():
@@ -251,9 +253,9 @@ class TokenManager:
         try:
             token = await self._issue()
         except KISError as exc:
-            self._failure = exc
-            permanent = isinstance(exc, AuthError)
-            self._failure_until = float("inf") if permanent else self._clock() + self._interval
+            self._failure = copy.copy(exc)
+            refused = isinstance(exc, AuthError) and exc.msg_cd != spec.TOKEN_ISSUE_TOO_SOON
+            self._failure_until = math.inf if refused else self._clock() + self._interval
             raise
         self.issued += 1
         self._failure = None

@@ -4,11 +4,18 @@ A batch of any size runs on ``concurrency`` worker tasks that pull tickers from 
 memory and open connections stay bounded however long the list is. The pacer, not the worker
 count, sets the speed; the workers only have to be enough to keep the pacer busy while earlier
 calls are still waiting for their answers.
+
+Each ticker's error is its own copy, with the ticker set, and carries no traceback, context or
+cause: those would keep the request's frames (its headers, the token) alive for as long as the
+caller keeps the batch. An exception that is not a :class:`KISError` (a bug, or a fault nothing
+anticipated) is contained the same way, as that ticker's error, and logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar, cast
@@ -16,6 +23,8 @@ from typing import Generic, TypeVar, cast
 from .errors import KISError
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +63,6 @@ class Batch(Generic[T]):
         return len(self.results) + len(self.errors)
 
 
-class _Crash:
-    """A worker hit something that is not a :class:`KISError`: a bug, re-raised to the caller."""
-
-    __slots__ = ("exc",)
-
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-
 async def stream(
     pdnos: Sequence[str], fetch: Callable[[str], Awaitable[T]], concurrency: int
 ) -> AsyncGenerator[Outcome[T], None]:
@@ -71,26 +71,25 @@ async def stream(
     Closing or cancelling the iterator cancels the calls still in flight and waits for them to
     unwind, so no task outlives it.
     """
-    queue: asyncio.Queue[Outcome[T] | _Crash] = asyncio.Queue(maxsize=max(1, concurrency))
+    queue: asyncio.Queue[Outcome[T]] = asyncio.Queue(maxsize=max(1, concurrency))
     pending = iter(pdnos)
 
     async def work() -> None:
         for pdno in pending:
             try:
-                outcome: Outcome[T] | _Crash = Outcome(pdno, result=await fetch(pdno))
+                outcome = Outcome(pdno, result=await fetch(pdno))
             except KISError as exc:
-                outcome = Outcome(pdno, error=exc)
+                outcome = Outcome(pdno, error=_detached(exc, pdno))
             except Exception as exc:
-                outcome = _Crash(exc)
+                log.warning("unexpected %s checking %s", type(exc).__name__, pdno)
+                error = KISError(f"unexpected {type(exc).__name__}; please report it", pdno=pdno)
+                outcome = Outcome(pdno, error=error)
             await queue.put(outcome)
 
     workers = [asyncio.create_task(work()) for _ in range(min(concurrency, len(pdnos)))]
     try:
         for _ in range(len(pdnos)):
-            item = await queue.get()
-            if isinstance(item, _Crash):
-                raise item.exc
-            yield item
+            yield await queue.get()
     finally:
         for task in workers:
             task.cancel()
@@ -115,3 +114,11 @@ async def collect(
         else:
             ordered.errors[pdno] = done.errors[pdno]
     return ordered
+
+
+def _detached(error: KISError, pdno: str) -> KISError:
+    """This ticker's own copy of ``error``, free of the frames that raised it."""
+    mine = copy.copy(error)
+    if mine.pdno is None:
+        mine.pdno = pdno
+    return mine

@@ -196,6 +196,7 @@ class KISClient:
             app_key=self._app_key,
             app_secret=self._app_secret,
             custtype=self.custtype,
+            redact=self.account.redact,
         )
         return self
 
@@ -208,7 +209,10 @@ class KISClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the session. Calls in flight or still queued fail with a ``TransportError``."""
+        """Close the session. Calls in flight or still queued fail at once, each with a
+        ``TransportError``; so does every call made after."""
+        if self._pacer is not None:
+            self._pacer.close()
         if self._wire is not None:
             await self._wire.close()
         if self._shared is not None:

@@ -20,6 +20,8 @@ exception.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class KISError(Exception):
     """Base of every error kis_async raises on purpose.
@@ -37,6 +39,17 @@ class KISError(Exception):
 
     def __str__(self) -> str:
         return f"{self.reason} (pdno {self.pdno})" if self.pdno else self.reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Copy and pickle by attributes: subclasses take keyword-only arguments."""
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(kind: type[KISError], args: tuple[Any, ...], state: dict[str, Any]) -> KISError:
+    error = kind.__new__(kind)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class APIError(KISError):

@@ -22,15 +22,14 @@ instead, which keeps it working but can exceed the shared budget.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
@@ -39,9 +38,12 @@ from redis.exceptions import RedisError
 from .auth import Token, appkey_digest
 from .errors import RateLimitError, TransportError
 from .pace import Pace, after_clean, after_refusal
+from .retry import RetryPolicy
 from .throttle import DEFAULT_MARGIN, HISTORY, TIMER_SLACK, Line, Throttle, Ticket, log_change
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 _BOOK = """
 -- KEYS: 1 departures (zset: un-refused calls, score = slot in us), 2 next ideal slot, 3 pace
@@ -95,6 +97,27 @@ if value and cjson.decode(value)['access_token'] == ARGV[1] then
 end
 return 0
 """
+
+
+_OUTAGE = RetryPolicy(max_retries=8, backoff=0.1, max_backoff=1.0)
+"""How long a Redis blip is ridden out (about 3-5 s, as a restart takes) before failing closed."""
+
+
+async def _through_outage(
+    what: str, call: Callable[[], Awaitable[R]], *, patient: bool = True
+) -> R:
+    """``call()``, retried while Redis is unreachable (if ``patient``); then a
+    :class:`TransportError`."""
+    retries = _OUTAGE.max_retries if patient else 0
+    for attempt in range(retries + 1):
+        try:
+            return await call()
+        except (RedisError, OSError) as exc:
+            failure = type(exc).__name__
+        if attempt < retries:
+            log.info("%s unreachable (%s); trying again", what, failure)
+            await _OUTAGE.sleep(_OUTAGE.delay(attempt))
+    raise TransportError(f"{what} unreachable ({failure})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,30 +200,20 @@ class RedisPacer:
         return self._refusals
 
     async def acquire(self) -> Ticket:
-        """Wait for this call's slot; raises if Redis is down (fail closed) or the wait is long."""
+        """Wait for this call's slot; raises if Redis stays down (fail closed) or the wait is
+        longer than ``max_wait``."""
         async with self._line.turn():
-            while True:
+            while not self._line.closed:
                 if self._bound:
                     await self._store(after_clean(self._pace, now=self._redis_now), "probing up")
-                self._number += 1
-                member = f"{self._id}:{self._number}"
-                pace = self._pace
                 try:
-                    answer = await self._book(
-                        keys=self._keys,
-                        args=[
-                            self._version,
-                            round(pace.interval * 1e6),
-                            round(pace.window * 1e6),
-                            pace.window_calls,
-                            self._max_wait_us,
-                            member,
-                            round(HISTORY * 1e6),
-                            round(TIMER_SLACK * 1e6),
-                        ],
-                    )
-                except (RedisError, OSError) as exc:
-                    return await self._unreachable(exc)
+                    answer = await self._book_next()
+                except TransportError as exc:
+                    if self._fallback is None:
+                        raise
+                    log.warning("%s; pacing this process alone", exc.reason)
+                    ticket = await self._fallback.acquire()
+                    return ticket._replace(number=-ticket.number)
                 wait_us, now_us = int(answer[0]), int(answer[1])
                 self._redis_now = now_us / 1e6
                 if wait_us == -2:
@@ -215,8 +228,37 @@ class RedisPacer:
                     )
                 self._bound = wait_us > 0
                 if wait_us:
-                    await asyncio.sleep(wait_us / 1e6)
+                    await self._line.sleep(wait_us / 1e6)
                 return Ticket((now_us + wait_us) / 1e6, self._number)
+            return Ticket(self._redis_now, 0)
+
+    async def _book_next(self) -> list[Any]:
+        """Book the next slot at the pace this process knows (the script says if it is stale).
+
+        Failing open, a Redis fault is not ridden out: this process paces itself at once.
+        A fallback ticket's number is negative, so a refusal of it is learned by the fallback.
+        """
+        self._number += 1
+        pace = self._pace
+        args: list[str | int] = [
+            self._version,
+            round(pace.interval * 1e6),
+            round(pace.window * 1e6),
+            pace.window_calls,
+            self._max_wait_us,
+            f"{self._id}:{self._number}",
+            round(HISTORY * 1e6),
+            round(TIMER_SLACK * 1e6),
+        ]
+        answer: list[Any] = await _through_outage(
+            "shared pacer",
+            lambda: self._book(keys=self._keys, args=args),
+            patient=self._fallback is None,
+        )
+        return answer
+
+    def close(self) -> None:
+        self._line.close()
 
     async def refused(self, ticket: Ticket) -> None:
         """Learn from a refusal, counting the calls every process sent in the second before."""
@@ -265,13 +307,6 @@ class RedisPacer:
             except msgspec.MsgspecError:
                 log.warning("the pace stored in Redis is corrupt; keeping this process's")
 
-    async def _unreachable(self, exc: BaseException) -> Ticket:
-        if self._fallback is None:
-            raise TransportError(f"shared pacer unreachable ({type(exc).__name__})") from None
-        log.warning("shared pacer unreachable (%s); pacing this process alone", type(exc).__name__)
-        ticket = await self._fallback.acquire()
-        return ticket._replace(number=-ticket.number)
-
 
 class RedisTokenStore:
     """The appkey's token in Redis, with a lock (and a timeout on it) around issuance."""
@@ -306,7 +341,7 @@ class RedisTokenStore:
         token = secrets.token_hex(16)
         started = time.monotonic()
         while not await self._call(
-            lock.acquire(
+            lambda: lock.acquire(
                 token=token,
                 blocking_timeout=min(
                     self._warn_every, max(self._poll, started + self._lock_wait - time.monotonic())
@@ -326,10 +361,10 @@ class RedisTokenStore:
             yield
         finally:
             with contextlib.suppress(TransportError):
-                await self._call(lock.release())
+                await self._call(lock.release)
 
     async def load(self) -> Token | None:
-        data = await self._call(self._redis.get(self._key))
+        data = await self._call(lambda: self._redis.get(self._key))
         if data is None:
             return None
         try:
@@ -340,14 +375,12 @@ class RedisTokenStore:
 
     async def save(self, token: Token) -> None:
         ttl_ms = max(1, round((token.expires_at - time.time()) * 1000))
-        await self._call(self._redis.set(self._key, msgspec.json.encode(token), px=ttl_ms))
+        encoded = msgspec.json.encode(token)
+        await self._call(lambda: self._redis.set(self._key, encoded, px=ttl_ms))
 
     async def discard(self, access_token: str) -> None:
-        await self._call(self._discard(keys=[self._key], args=[access_token]))
+        await self._call(lambda: self._discard(keys=[self._key], args=[access_token]))
 
     @staticmethod
-    async def _call(pending: Awaitable[Any]) -> Any:
-        try:
-            return await pending
-        except (RedisError, OSError) as exc:
-            raise TransportError(f"token store unreachable ({type(exc).__name__})") from None
+    async def _call(call: Callable[[], Awaitable[Any]]) -> Any:
+        return await _through_outage("token store", call)

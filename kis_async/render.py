@@ -1,4 +1,9 @@
-"""How the command line shows a run: a table, JSON or CSV on stdout; progress on a terminal."""
+"""How the command line shows a run: a table, JSON or CSV on stdout; progress on a terminal.
+
+Text that came from the server (names, messages) is shown with its control characters replaced,
+so an answer cannot move the cursor, retitle the terminal or hide a line. JSON escapes them by
+itself.
+"""
 
 from __future__ import annotations
 
@@ -49,7 +54,7 @@ def table(run: Run) -> str:
             rows.append(
                 [
                     q.pdno,
-                    q.prdt_name,
+                    printable(q.prdt_name),
                     f"{q.cblc_qty:,}",
                     f"{q.sll_qty:,}",
                     f"{q.ord_psbl_qty:,}",
@@ -71,7 +76,7 @@ def table(run: Run) -> str:
         for pdno in run.done:
             error = errors.get(pdno)
             if error is not None:
-                out.write(f"  {pdno:<12}  {type(error).__name__}: {error.reason}\n")
+                out.write(f"  {pdno:<12}  {type(error).__name__}: {printable(error.reason)}\n")
     return out.getvalue()
 
 
@@ -102,10 +107,11 @@ def csv_text(run: Run) -> str:
     for pdno in run.done:
         q = run.batch.results.get(pdno)
         if q is not None:
-            writer.writerow([*msgspec.structs.astuple(q), ""])
+            values = msgspec.structs.astuple(q)
+            writer.writerow([*(printable(v) if isinstance(v, str) else v for v in values), ""])
         else:
             error = run.batch.errors[pdno]
-            writer.writerow([pdno, *[""] * (len(_CSV_FIELDS) - 2), error.reason])
+            writer.writerow([pdno, *[""] * (len(_CSV_FIELDS) - 2), printable(error.reason)])
     return out.getvalue()
 
 
@@ -149,6 +155,13 @@ class Progress:
     def close(self) -> None:
         self.stream.write("\r" + " " * 70 + "\r")
         self.stream.flush()
+
+
+def printable(text: str) -> str:
+    """``text`` with every control or format character (ESC, CR, BiDi overrides...) as ``?``."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else "?" for ch in text)
 
 
 def _error_record(pdno: str, error: KISError) -> dict[str, Any]:

@@ -67,6 +67,9 @@ class Pacer(Protocol):
     def refusals(self) -> int:
         """Calls reported refused so far."""
 
+    def close(self) -> None:
+        """Let every waiting caller go at once: the client is closing and their calls will fail."""
+
 
 class Line:
     """Callers take turns in arrival order; only the one whose turn it is goes on.
@@ -77,10 +80,32 @@ class Line:
 
     def __init__(self) -> None:
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._nap: asyncio.Future[None] | None = None
+        self.closed = False
+        """Set by :meth:`close`: nobody waits any more."""
 
     @property
     def empty(self) -> bool:
         return not self._waiters
+
+    async def sleep(self, delay: float) -> None:
+        """The head's wait on the clock, cut short by :meth:`close`."""
+        loop = asyncio.get_running_loop()
+        nap: asyncio.Future[None] = loop.create_future()
+        self._nap = nap
+        timer = loop.call_later(delay, _wake, nap)
+        try:
+            await nap
+        finally:
+            timer.cancel()
+            self._nap = None
+
+    def close(self) -> None:
+        """End every wait in line now, and every later one before it starts."""
+        self.closed = True
+        for waiter in (*self._waiters, self._nap):
+            if waiter is not None:
+                _wake(waiter)
 
     @contextlib.asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
@@ -88,13 +113,13 @@ class Line:
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(turn)
         try:
-            if self._waiters[0] is not turn:
+            if self._waiters[0] is not turn and not self.closed:
                 await turn
             yield
         finally:
             self._waiters.remove(turn)
-            if self._waiters and not self._waiters[0].done():
-                self._waiters[0].set_result(None)
+            if self._waiters:
+                _wake(self._waiters[0])
 
 
 class Throttle:
@@ -126,16 +151,16 @@ class Throttle:
     async def acquire(self) -> Ticket:
         """Wait in line, then until the pace lets one more call leave; cancellable."""
         loop = asyncio.get_running_loop()
-        if self._line.empty and self._due(loop.time()) <= 0:
+        if self._line.closed or (self._line.empty and self._due(loop.time()) <= 0):
             return self._leave(loop.time())
         async with self._line.turn():
             while True:
                 now = loop.time()
                 self._learn(after_clean(self._pace, now=now), "probing up")
                 wait = self._due(now)
-                if wait <= 0:
+                if wait <= 0 or self._line.closed:
                     return self._leave(now)
-                await asyncio.sleep(wait)
+                await self._line.sleep(wait)
 
     async def refused(self, ticket: Ticket) -> None:
         """Learn from a refusal: see :func:`~kis_async.pace.after_refusal`."""
@@ -150,6 +175,9 @@ class Throttle:
             after_refusal(self._pace, sent_at=ticket.sent_at, accepted=accepted, now=now),
             f"the gateway refused a call ({accepted} accepted in the second before)",
         )
+
+    def close(self) -> None:
+        self._line.close()
 
     def _learn(self, pace: Pace, why: str) -> None:
         if pace != self._pace:
@@ -192,3 +220,8 @@ def log_change(pace: Pace, why: str) -> None:
         pace.margin * 1000,
         pace.ceiling,
     )
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

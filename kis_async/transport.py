@@ -27,6 +27,7 @@ from typing import Generic, TypeVar, cast
 
 from multidict import CIMultiDictProxy
 
+from . import spec
 from .auth import TokenManager
 from .models import Envelope, read_answer
 from .retry import RetryPolicy
@@ -50,7 +51,11 @@ class Response(Generic[E]):
 
 
 class Transport:
-    """API calls for one client: one wire, one token manager, one pacer, one retry policy."""
+    """API calls for one client: one wire, one token manager, one pacer, one retry policy.
+
+    ``redact`` is applied to the message of every error answer, so that the account number KIS
+    may quote in it reaches no log or exception whole.
+    """
 
     def __init__(
         self,
@@ -62,8 +67,10 @@ class Transport:
         app_key: str,
         app_secret: str,
         custtype: str,
+        redact: Callable[[str], str] = str,
     ) -> None:
         self._wire = wire
+        self._redact = redact
         self._tokens = tokens
         self._pacer = pacer
         self._retry = retry
@@ -96,6 +103,8 @@ class Transport:
                 "GET", path, params=params, headers=self._headers(token, tr_id, headers)
             )
             outcome = reply.failure or read_answer(reply.body, decode)
+            if isinstance(outcome, Envelope) and outcome.rt_cd != spec.RT_OK:
+                outcome.msg1 = self._redact(outcome.msg1)
             verdict = classify(
                 reply.status,
                 outcome,

@@ -33,6 +33,15 @@ class Account(NamedTuple):
         """The account as logs and messages show it: ``50****56-01``."""
         return f"{self.cano[:2]}****{self.cano[-2:]}-{self.product}"
 
+    def redact(self, text: str) -> str:
+        """``text`` with the account number, in any of its forms, shown as :meth:`masked`."""
+        if self.cano not in text:
+            return text
+        masked = self.masked()
+        for form in (f"{self.cano}-{self.product}", self.cano + self.product):
+            text = text.replace(form, masked)
+        return text.replace(self.cano, masked.partition("-")[0])
+
 
 def parse_account(account: str) -> Account:
     """Accept ``"12345678-01"`` or ``"1234567801"``; raise ``ValueError`` for anything else."""

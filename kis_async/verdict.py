@@ -12,7 +12,8 @@ further try is made:
   ``token_interval``). ``after`` is the wait the server asked for, if it said.
 - :class:`Renew`: ``EGW00123``/``EGW00121``, the token was refused; a new one may help.
 - :class:`Fail`: asking again gives the same answer (any other KIS error envelope, a malformed
-  success, a redirect, a closed client).
+  success, a redirect, an answer too large to be KIS's, a closed client, or an exception
+  nothing here knows, which is contained as a :class:`~kis_async.errors.TransportError`).
 
 The loops that act on verdicts live in :mod:`kis_async.transport` (API calls) and
 :mod:`kis_async.auth` (token issuance); how long to wait is :mod:`kis_async.retry`'s business.
@@ -44,6 +45,14 @@ _RETRYABLE_CONNECTION_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPay
 
 class Closed(Exception):
     """The outcome of a request attempted on a client that was already closed."""
+
+
+class TooLarge(Exception):
+    """The outcome of an answer that grew past the wire's size cap while being read."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +104,14 @@ def classify(
     """Judge one attempt. ``status`` is 0 when no answer arrived (``outcome`` is then the
     exception). ``token_endpoint`` marks tokenP, where every refusal is an :class:`AuthError`."""
     where = "token endpoint: " if token_endpoint else ""
+    if isinstance(outcome, TooLarge):
+        reason = f"{where}HTTP {status} answer larger than {outcome.limit} bytes: not KIS's"
+        return Fail(TransportError(reason, status=status, pdno=pdno))
     if isinstance(outcome, BaseException) and not isinstance(outcome, DecodeError):
         return _no_answer(outcome, where, pdno)
     if 300 <= status < 400:
-        return Fail(
-            TransportError(f"{where}HTTP {status} redirect refused", status=status, pdno=pdno)
-        )
+        reason = f"{where}HTTP {status} redirect refused: kis_async only talks to base_url"
+        return Fail(TransportError(reason, status=status, pdno=pdno))
     if isinstance(outcome, DecodeError):
         if status < 400:
             return Fail(outcome)

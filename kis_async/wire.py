@@ -2,9 +2,17 @@
 
 :class:`Wire` owns the client's one ``aiohttp.ClientSession``. :meth:`Wire.send` sends one
 request to ``base_url + path`` and reads the whole answer, or returns the exception that stopped
-it (``Reply.failure``): it never raises for a network fault and never decides what an answer
-means (that is :mod:`kis_async.verdict`), retries (:mod:`kis_async.transport`,
-:mod:`kis_async.auth`) or paces (:mod:`kis_async.throttle`).
+it (``Reply.failure``): it never raises for a fault of the network or of the peer, and never
+decides what an answer means (that is :mod:`kis_async.verdict`), retries
+(:mod:`kis_async.transport`, :mod:`kis_async.auth`) or paces (:mod:`kis_async.throttle`).
+
+What it refuses to do, whatever the peer says:
+
+- follow a redirect: a 3xx is returned as it is, so the appkey, the appsecret and the token are
+  never sent anywhere but ``base_url`` (a proxy, a captive portal or a poisoned DNS entry may
+  answer 302 to a host of its choosing);
+- hold more than ``max_body`` bytes of an answer, counted *after* decompression (a 1 MB gzip
+  body can inflate to gigabytes): reading stops there and the answer is :class:`TooLarge`.
 """
 
 from __future__ import annotations
@@ -16,8 +24,12 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from .verdict import Closed
+from .verdict import Closed, TooLarge
 
+MAX_BODY = 1 << 20
+"""Bytes of one answer, decompressed. The largest real KIS answer this client asks for, a
+50-position inquire-balance page, is about 50 KB; a sellable answer is under 1 KB."""
+_CHUNK = 1 << 16
 _NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 
 
@@ -34,8 +46,11 @@ class Reply:
 class Wire:
     """The session to one KIS host: ``timeout`` seconds per request, ``connections`` at once."""
 
-    def __init__(self, base_url: str, *, timeout: float, connections: int) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float, connections: int, max_body: int = MAX_BODY
+    ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.max_body = max_body
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=connections),
             timeout=aiohttp.ClientTimeout(total=timeout),
@@ -54,16 +69,39 @@ class Wire:
         params: Mapping[str, str] | None = None,
         json: Any = None,
     ) -> Reply:
-        """Send one request and read the whole answer; a network fault is returned, not raised."""
+        """Send one request and read the whole answer; any fault is returned, not raised."""
         if self._session.closed:
             return Reply(failure=Closed())
         try:
             async with self._session.request(
-                method, self.base_url + path, headers=headers, params=params, json=json
+                method,
+                self.base_url + path,
+                headers=headers,
+                params=params,
+                json=json,
+                allow_redirects=False,
             ) as resp:
-                return Reply(resp.status, resp.headers, await resp.read())
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                body = await self._read(resp)
+                if body is None:
+                    return Reply(resp.status, resp.headers, failure=TooLarge(self.max_body))
+                return Reply(resp.status, resp.headers, body)
+        except Exception as exc:  # a fault of the network or the peer, judged by verdict
             return Reply(failure=exc)
+
+    async def _read(self, resp: aiohttp.ClientResponse) -> bytes | None:
+        """The body, or ``None`` once it passes ``max_body`` bytes as decompressed."""
+        limit = self.max_body
+        length = resp.content_length
+        if length is not None and "Content-Encoding" not in resp.headers:
+            return await resp.read() if length <= limit else None
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def close(self) -> None:
         await self._session.close()

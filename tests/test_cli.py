@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kis_async.simulator import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_SECRET, Simulator
+from kis_async.simulator import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_SECRET, Fault, Simulator
 
 from .conftest import FAST_RATE
 
@@ -173,3 +173,18 @@ async def test_ctrl_c_stops_cleanly_and_prints_what_was_done() -> None:
     assert summary["checked"] < summary["asked"]
     assert b"interrupted:" in err
     assert b"Traceback" not in err
+
+
+@pytest.mark.parametrize("form", ["table", "--csv", "--json"])
+async def test_server_text_cannot_drive_the_terminal_or_show_the_account(
+    sim: Simulator, creds: dict[str, str], form: str
+) -> None:
+    sim.inject(Fault.TERMINAL_ESCAPES, pdno="005930")
+    sim.inject(Fault.ACCOUNT_QUOTED, pdno="000660")
+    args = ["check", "005930", "000660"] + ([form] if form != "table" else [])
+    code, out, err = await kis_async(*args, env=creds)
+    assert code == 1
+    for text in (out, err):
+        assert "\x1b" not in text and "\x07" not in text
+        assert DEMO_ACCOUNT.partition("-")[0] not in text
+    assert "50****56" in out

@@ -24,7 +24,7 @@ from kis_async import (
     TokenCache,
     TransportError,
 )
-from kis_async.simulator import UNKNOWN_TICKERS, Fault, Simulator
+from kis_async.simulator import ORDINARY, UNKNOWN_TICKERS, Fault, Simulator
 
 from .conftest import ClientFactory, retries
 
@@ -36,7 +36,7 @@ PERMANENT = {
 SCHEDULED_ONLY = {Fault.HANG, Fault.TOKEN_EXPIRED}
 """HANG is slow and has its own test; a token expiring on 10% of calls is not a fault KIS has
 (a token dies once a day), and is exercised by the scheduled expiry and revocation tests."""
-TRANSIENT = [f for f in Fault if f not in PERMANENT and f not in SCHEDULED_ONLY]
+TRANSIENT = [f for f in ORDINARY if f not in PERMANENT and f not in SCHEDULED_ONLY]
 
 
 def check_batch(
@@ -156,7 +156,7 @@ async def test_unknown_tickers_and_every_fault_at_once(
     sim: Simulator, make_client: ClientFactory
 ) -> None:
     sim.config.fault_rate = 0.05
-    sim.config.fault_kinds = tuple(f for f in Fault if f not in SCHEDULED_ONLY)
+    sim.config.fault_kinds = tuple(f for f in ORDINARY if f not in SCHEDULED_ONLY)
     sim.after_calls(150, sim.revoke_tokens)
     sim.after_calls(300, sim.expire_tokens)
     asked = [*portfolio_batch(sim, 400), "999999", "999990"]

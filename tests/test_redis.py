@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,40 +22,55 @@ from kis_async import Token, TransportError
 from kis_async.redis_backend import RedisTokenStore
 from kis_async.simulator import Simulator
 
-from .conftest import ClientFactory
+from .conftest import ClientFactory, codes
 
 WORKER = Path(__file__).with_name("redis_worker.py")
 
 
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
+class RedisServer:
+    """A real redis-server on a loopback port, which a test may stop and start again."""
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.proc = subprocess.Popen([self.binary, *args], stdout=subprocess.DEVNULL)
+        for _ in range(200):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return
+            if self.proc.poll() is not None:
+                pytest.fail("redis-server exited at start")
+            time.sleep(0.01)
+        pytest.fail("redis-server did not start listening")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+
+def _redis_binary() -> str:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip(
             "redis-server is not installed (Debian package redis-server; .ci/run installs it)"
         )
-    import socket
+    return binary
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    cli = shutil.which("redis-cli")
-    for _ in range(100):
-        ready = subprocess.run(
-            [cli or "redis-cli", "-p", str(port), "ping"], capture_output=True, text=True
-        )
-        if ready.stdout.strip() == "PONG":
-            break
-        proc.poll()
-        if proc.returncode is not None:
-            pytest.fail("redis-server exited at start")
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(10)
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    server = RedisServer(_redis_binary())
+    server.start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture
@@ -139,5 +158,49 @@ async def test_a_crashed_lock_holder_does_not_wedge_the_others(flushed: str) -> 
         assert await store.load() is not None
         await store.discard("t1")
         assert await store.load() is None
+    finally:
+        await client.aclose()
+
+
+async def test_a_short_redis_outage_is_ridden_out(
+    sim: Simulator, make_client: ClientFactory
+) -> None:
+    """Redis restarted mid-batch (down about 2 s): the calls wait and go on, bounded."""
+    server = RedisServer(_redis_binary())
+    server.start()
+    try:
+        down = asyncio.Event()
+
+        def crash() -> None:
+            server.stop()
+            down.set()
+
+        sim.config.rate_limit = 50
+        sim.after_calls(40, crash)
+        async with make_client(rate_limit=50, redis_url=server.url) as kis:
+            task = asyncio.create_task(kis.check_sellable(codes(150)))
+            await down.wait()
+            await asyncio.sleep(2.0)  # the outage itself, not a synchronisation
+            server.start()
+            done = await task
+        assert done.ok, done.errors
+        assert sim.stats.calls >= 150
+    finally:
+        server.stop()
+
+
+async def test_waiting_on_a_dead_lock_holder_is_said_at_warning(
+    flushed: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = aioredis.Redis.from_url(flushed)
+    try:
+        store = RedisTokenStore(
+            client, "kis_async:test:token", lock_timeout=5.0, poll=0.01, warn_every=0.05
+        )
+        await client.set("kis_async:test:token:lock", "crashed-owner", px=300)
+        with caplog.at_level(logging.WARNING, logger="kis_async"):
+            async with store.lock():
+                pass
+        assert "another process's token lock" in caplog.text
     finally:
         await client.aclose()

@@ -25,6 +25,7 @@ from kis_async.verdict import (
     Outcome,
     Renew,
     Retry,
+    TooLarge,
     Verdict,
     classify,
     parse_retry_after,
@@ -72,6 +73,7 @@ TABLE = {
     "body cut short": Row(0, aiohttp.ClientPayloadError("cut"), Retry, TransportError),
     "other client error": Row(0, aiohttp.InvalidURL("x"), Fail, TransportError),
     "client closed": Row(0, Closed(), Fail, TransportError),
+    "answer too large": Row(200, TooLarge(1 << 20), Fail, TransportError),
     "anything else": Row(0, RuntimeError("loop"), Fail, TransportError),
     "token: too soon": Row(
         403, envelope("EGW00133"), Retry, AuthError, token_endpoint=True, token_interval=True

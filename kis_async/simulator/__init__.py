@@ -4,7 +4,8 @@
 point a :class:`~kis_async.KISClient` at ``sim.url`` with :data:`DEMO_APP_KEY`,
 :data:`DEMO_APP_SECRET` and :data:`DEMO_ACCOUNT`. :class:`SimulatorConfig` makes it as unkind as
 KIS can be (network jitter before the call is counted, a lower limit than the client was told,
-another program on the same appkey); :class:`Stats` says what arrived and when. The library
+another program on the same appkey), and :data:`HOSTILE` faults answer as a proxy, a captive
+portal or a buggy gateway would; :class:`Stats` says what arrived and when. The library
 itself never imports this package.
 """
 
@@ -13,6 +14,8 @@ from .server import (
     DEMO_ACCOUNT,
     DEMO_APP_KEY,
     DEMO_APP_SECRET,
+    HOSTILE,
+    ORDINARY,
     TOKEN_FAULTS,
     Fault,
     Simulator,
@@ -24,7 +27,9 @@ __all__ = [
     "DEMO_ACCOUNT",
     "DEMO_APP_KEY",
     "DEMO_APP_SECRET",
+    "HOSTILE",
     "KRX_NAMES",
+    "ORDINARY",
     "TOKEN_FAULTS",
     "UNKNOWN_TICKERS",
     "Fault",

@@ -43,6 +43,7 @@ import msgspec
 from aiohttp import web
 
 from .. import spec
+from . import hostile
 from .portfolio import UNKNOWN_TICKERS, Holding, not_held, sample_portfolio
 from .window import FixedWindow, SlidingWindow
 
@@ -83,12 +84,72 @@ class Fault(StrEnum):
     """Numbers with blanks around them: ``" 120 "``."""
     OUTPUT_LIST = "output_list"
     """The answer under ``output`` as a one-element list, as some live answers come."""
+    REDIRECT = "redirect"
+    """302 to ``redirect_to``: a client that follows sends its keys to another host."""
+    REDIRECT_307 = "redirect_307"
+    """307 to ``redirect_to``, which re-sends the body: on tokenP, the appsecret."""
+    GZIP_BOMB = "gzip_bomb"
+    """About 1 MB of gzip that inflates to 1 GiB."""
+    HUGE_BODY = "huge_body"
+    """A 50 MB plain body."""
+    DEEP_NESTING = "deep_nesting"
+    """2 KB of JSON nested 1000 deep."""
+    ODD_NUMBER = "odd_number"
+    """A quantity KIS never sends: fullwidth digits, ``1_000``, ``1e3``, 23 digits..."""
+    AMBIGUOUS = "ambiguous"
+    """Two ``output1`` rows for the ticker asked, with different quantities."""
+    RETRY_AFTER = "retry_after"
+    """503 with ``Retry-After: <retry_after>``."""
+    TERMINAL_ESCAPES = "terminal_escapes"
+    """The right numbers, and terminal escape sequences in ``prdt_name``."""
+    ACCOUNT_QUOTED = "account_quoted"
+    """An error whose ``msg1`` quotes the whole account number, with escape sequences."""
 
 
+HOSTILE = frozenset(
+    {
+        Fault.REDIRECT,
+        Fault.REDIRECT_307,
+        Fault.GZIP_BOMB,
+        Fault.HUGE_BODY,
+        Fault.DEEP_NESTING,
+        Fault.ODD_NUMBER,
+        Fault.AMBIGUOUS,
+        Fault.RETRY_AFTER,
+        Fault.TERMINAL_ESCAPES,
+        Fault.ACCOUNT_QUOTED,
+    }
+)
+"""Answers wrong on purpose or by accident (see :mod:`kis_async.simulator.hostile`); random
+faults (``fault_kinds``) leave them out unless asked for."""
+ORDINARY = tuple(fault for fault in Fault if fault not in HOSTILE)
+"""The faults KIS is known for."""
 TOKEN_FAULTS = frozenset(
-    {Fault.HTML_500, Fault.HTML_502, Fault.HTML_503, Fault.EMPTY_500, Fault.RESET, Fault.RATE_LIMIT}
+    {
+        Fault.HTML_500,
+        Fault.HTML_502,
+        Fault.HTML_503,
+        Fault.EMPTY_500,
+        Fault.RESET,
+        Fault.RATE_LIMIT,
+        Fault.HANG,
+        Fault.REDIRECT_307,
+    }
 )
 """Faults :meth:`Simulator.inject_token` accepts; RATE_LIMIT there answers EGW00133."""
+
+_BUILDERS: dict[Fault, hostile.Builder] = {
+    Fault.REDIRECT: hostile.redirect(302),
+    Fault.REDIRECT_307: hostile.redirect(307),
+    Fault.GZIP_BOMB: hostile.gzip_bomb,
+    Fault.HUGE_BODY: hostile.huge_body,
+    Fault.DEEP_NESTING: hostile.deep_nesting,
+    Fault.ODD_NUMBER: hostile.odd_number,
+    Fault.AMBIGUOUS: hostile.ambiguous,
+    Fault.RETRY_AFTER: hostile.retry_after,
+    Fault.TERMINAL_ESCAPES: hostile.terminal_escapes,
+    Fault.ACCOUNT_QUOTED: hostile.account_quoted,
+}
 
 
 @dataclass(slots=True)
@@ -133,8 +194,12 @@ class SimulatorConfig:
     unknown_tickers: frozenset[str] = UNKNOWN_TICKERS
     fault_rate: float = 0.0
     """Chance that any API call gets a random fault from ``fault_kinds``."""
-    fault_kinds: tuple[Fault, ...] = tuple(Fault)
+    fault_kinds: tuple[Fault, ...] = ORDINARY
     hang_for: float = 30.0
+    redirect_to: str = "http://127.0.0.1:9"
+    """Where :attr:`Fault.REDIRECT` sends the client: another host."""
+    retry_after: float = 1.0
+    """Seconds :attr:`Fault.RETRY_AFTER` asks the client to wait."""
     page_size: int = 50
     """Positions per inquire-balance page."""
     loop_paging: bool = False
@@ -355,6 +420,8 @@ class Simulator:
                     spec.TOKEN_ISSUE_TOO_SOON,
                     "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)",
                 )
+            if fault is Fault.REDIRECT_307:
+                return _BUILDERS[fault](request, {}, self._hostile_context())
             return await self._broken(request, fault, b"")
         try:
             body = msgspec.json.decode(await request.read(), type=dict[str, str])
@@ -605,6 +672,9 @@ class Simulator:
         self, request: web.Request, fault: Fault, output: dict[str, str]
     ) -> web.StreamResponse:
         self.stats.faults[fault.value] += 1
+        build = _BUILDERS.get(fault)
+        if build is not None:
+            return build(request, output, self._hostile_context())
         if fault is Fault.RATE_LIMIT:
             return _error(500, spec.RATE_LIMITED, "초당 거래건수를 초과하였습니다.", rt_cd="1")
         if fault is Fault.TOKEN_EXPIRED:
@@ -633,6 +703,10 @@ class Simulator:
             )
         body = msgspec.json.encode(_success_envelope() | {"output1": output})
         return await self._broken(request, fault, body)
+
+    def _hostile_context(self) -> hostile.Context:
+        config = self.config
+        return hostile.Context(config.redirect_to, config.retry_after, config.account, self._rng)
 
     async def _broken(self, request: web.Request, fault: Fault, body: bytes) -> web.StreamResponse:
         """Answers that are not KIS JSON at all, or no answer."""
