@@ -6,6 +6,7 @@ from .auth import Token
 from .batch import Batch, Outcome
 from .client import DEFAULT_TOKEN_CACHE, ClientStats, KISClient
 from .errors import (
+    AccountError,
     APIError,
     AuthError,
     DecodeError,
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_TOKEN_CACHE",
     "REAL_HOST",
     "APIError",
+    "AccountError",
     "AuthError",
     "Batch",
     "ClientStats",

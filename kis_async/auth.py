@@ -29,7 +29,7 @@ from typing import Protocol, cast
 
 import msgspec
 
-from . import spec
+from . import config, spec
 from .errors import AuthError, DecodeError, KISError
 from .models import TokenAnswer, decode_token, read_answer
 from .retry import RetryPolicy
@@ -37,6 +37,7 @@ from .verdict import Ok, Retry, classify, parse_retry_after
 from .wire import Wire
 
 log = logging.getLogger(__name__)
+progress = logging.getLogger(config.PROGRESS_LOGGER)
 
 _TOKEN_CHARS = re.compile(rf"[\x21-\x7e]{{1,{spec.TOKEN_MAX_LENGTH}}}")
 _JSON_HEADERS = {"content-type": "application/json; charset=utf-8"}
@@ -105,8 +106,8 @@ class TokenIssuer:
                     return _token(cast(TokenAnswer, outcome), self._clock())
                 case Retry(token_interval=True) if not waited_interval:
                     waited_interval = True
-                    log.info(
-                        "KIS says a token was issued under a minute ago; waiting %.0f s",
+                    progress.info(
+                        "waiting %.0f s: KIS says a token was issued under a minute ago",
                         self._interval,
                     )
                     await self._retry.sleep(self._interval)
@@ -248,8 +249,9 @@ class TokenManager:
     async def _issue_new(self) -> Token:
         wait = self._last_issued + self._interval - self._clock()
         if wait > 0:
-            log.info("waiting %.1f s: KIS issues one token a minute per appkey", wait)
+            progress.info("waiting %.0f s: KIS issues one token a minute per appkey", wait)
             await asyncio.sleep(wait)
+        progress.info("asking KIS for an access token")
         try:
             token = await self._issue()
         except KISError as exc:

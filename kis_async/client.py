@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .redis_backend import Shared
 
 log = logging.getLogger(__name__)
+progress = logging.getLogger(config.PROGRESS_LOGGER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,14 +277,13 @@ class KISClient:
         repeats a continuation key, or pages past ``max_pages``, raises :class:`PagingError`.
         """
         validate.count("max_pages", max_pages, minimum=1, maximum=10_000)
-        transport = self._require_transport()
         query = {"CANO": self.account.cano, "ACNT_PRDT_CD": self.account.product}
         query |= spec.BALANCE_QUERY
         keys = ("", "")
         seen: set[tuple[str, str]] = set()
         positions: list[Position] = []
         for page in range(max_pages):
-            response = await transport.get(
+            response = await self._require_transport().get(
                 spec.BALANCE_PATH,
                 tr_id=spec.BALANCE_TR_ID,
                 params=query | {"CTX_AREA_FK100": keys[0], "CTX_AREA_NK100": keys[1]},
@@ -292,6 +292,7 @@ class KISClient:
             )
             body = response.data
             positions.extend(body.output1)
+            progress.info("holdings: page %d read, %d positions so far", page + 1, len(positions))
             if response.headers.get("tr_cont", "") not in spec.MORE_PAGES:
                 return positions
             seen.add(keys)

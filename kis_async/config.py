@@ -1,4 +1,4 @@
-"""The environment variables kis_async reads, named once for the library and the CLI alike."""
+"""Names the library and the CLI share: the environment variables, and the progress logger."""
 
 from __future__ import annotations
 
@@ -16,6 +16,11 @@ REQUIRED: Final = (ENV_APP_KEY, ENV_APP_SECRET, ENV_ACCOUNT)
 OPTIONAL: Final = {ENV_BASE_URL: "base_url", ENV_REDIS_URL: "redis_url"}
 """Optional variables and the :class:`~kis_async.KISClient` keyword each one fills."""
 ALL: Final = (*REQUIRED, *OPTIONAL)
+
+PROGRESS_LOGGER: Final = "kis_async.progress"
+"""The logger (at INFO) for waits and stages a person should hear about as they start: the
+one-token-a-minute wait, another process's token lock, pages of holdings, the pace changing.
+The CLI shows it on stderr; a bot may attach a handler of its own."""
 
 
 class Settings(NamedTuple):

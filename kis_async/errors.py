@@ -5,6 +5,7 @@
     KISError
     ├── APIError            KIS answered with an error envelope (rt_cd != "0")
     │   ├── AuthError       credentials or token refused; retrying will not help
+    │   ├── AccountError    the account number refused for this appkey
     │   └── RateLimitError  EGW00201 persisted through every retry
     ├── TransportError      no usable answer: connection, 5xx page, retries exhausted
     │   └── RequestTimeout  the per-request timeout fired
@@ -76,6 +77,13 @@ class APIError(KISError):
 
 class AuthError(APIError):
     """The appkey/appsecret or the access token was refused, or no token could be issued."""
+
+
+class AccountError(APIError):
+    """KIS refused the account number (``INVALID_CHECK_ACNO``): not this appkey's, or mistyped.
+
+    Nothing about the ticker; every call with this account will get the same answer.
+    """
 
 
 class RateLimitError(APIError):

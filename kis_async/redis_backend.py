@@ -23,6 +23,7 @@ instead, which keeps it working but can exceed the shared budget.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import secrets
 import time
@@ -35,6 +36,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from . import config
 from .auth import Token, appkey_digest
 from .errors import RateLimitError, TransportError
 from .pace import Pace, after_clean, after_refusal
@@ -42,6 +44,7 @@ from .retry import RetryPolicy
 from .throttle import DEFAULT_MARGIN, HISTORY, TIMER_SLACK, Line, Throttle, Ticket, log_change
 
 log = logging.getLogger(__name__)
+progress = logging.getLogger(config.PROGRESS_LOGGER)
 
 R = TypeVar("R")
 
@@ -340,15 +343,19 @@ class RedisTokenStore:
         )
         token = secrets.token_hex(16)
         started = time.monotonic()
-        while not await self._call(
-            lambda: lock.acquire(
-                token=token,
-                blocking_timeout=min(
-                    self._warn_every, max(self._poll, started + self._lock_wait - time.monotonic())
-                ),
+        acquired = await self._call(lambda: lock.acquire(token=token, blocking=False))
+        if not acquired:
+            progress.info("waiting for another process's token lock: it is issuing the token")
+        while not acquired:
+            budget = max(self._poll, started + self._lock_wait - time.monotonic())
+            acquired = await self._call(
+                functools.partial(
+                    lock.acquire, token=token, blocking_timeout=min(self._warn_every, budget)
+                )
             )
-        ):
             waited = time.monotonic() - started
+            if acquired:
+                break
             if waited >= self._lock_wait:
                 raise TransportError("another process has held the token lock too long")
             log.warning(

@@ -65,5 +65,11 @@ BAD_APPKEY: Final = "EGW00103"
 BAD_APPSECRET: Final = "EGW00105"
 """유효하지 않은 AppSecret입니다. Permanent."""
 
+ACCOUNT_REFUSED: Final = "OPSQ2000"
+"""ERROR : INPUT INVALID_CHECK_ACNO at the gateway: the account is not one this appkey may use
+(reported by users; APBK0917 carries the same message from the back end)."""
+ACCOUNT_REFUSED_MARK: Final = "INVALID_CHECK_ACNO"
+
 STALE_TOKEN_CODES: Final = frozenset({TOKEN_EXPIRED, TOKEN_INVALID})
 CREDENTIAL_CODES: Final = frozenset({BAD_APPKEY, BAD_APPSECRET})
+ACCOUNT_CODES: Final = frozenset({ACCOUNT_REFUSED, "APBK0917"})

@@ -29,10 +29,10 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import NamedTuple, Protocol
 
-from . import validate
+from . import config, validate
 from .pace import Pace, after_clean, after_refusal
 
-log = logging.getLogger(__name__)
+progress = logging.getLogger(config.PROGRESS_LOGGER)
 
 DEFAULT_MARGIN = 0.02
 """Seconds of arrival jitter tolerated before two calls could share a window they should not."""
@@ -212,7 +212,7 @@ class Throttle:
 
 def log_change(pace: Pace, why: str) -> None:
     """Say at INFO that the pace changed, and to what."""
-    log.info(
+    progress.info(
         "%s: pace now %.1f calls/s (%d a window, margin %.0f ms; ceiling %g/s)",
         why,
         pace.calls_per_second,

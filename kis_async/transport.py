@@ -12,7 +12,9 @@ pacer, send (:class:`~kis_async.wire.Wire`), decode (:mod:`kis_async.models`), j
 - ``Retry``: wait as :class:`~kis_async.retry.RetryPolicy` says and repeat, at most
   ``max_retries`` times; a renewal is not a retry and does not use one up. A refusal for the
   call rate (``EGW00201``) is first reported to the pacer, which learns from it;
-- ``Fail``, or tries spent: raise the verdict's error.
+- ``Fail``, or tries spent: raise the verdict's error. An :class:`~kis_async.errors.AccountError`
+  is remembered: every later call, and every call already waiting for the pacer, gets a copy
+  of it without asking KIS again (the account will not become valid mid-session).
 
 Every try goes through the pacer, retries and renewals included, so every call KIS counts is
 paced. Token issuance is not: KIS limits it separately, and :mod:`kis_async.auth` paces it.
@@ -20,6 +22,7 @@ paced. Token issuance is not: KIS limits it separately, and :mod:`kis_async.auth
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,10 +32,11 @@ from multidict import CIMultiDictProxy
 
 from . import spec
 from .auth import TokenManager
+from .errors import AccountError
 from .models import Envelope, read_answer
 from .retry import RetryPolicy
 from .throttle import Pacer
-from .verdict import Ok, Renew, Retry, classify, parse_retry_after
+from .verdict import Fail, Ok, Renew, Retry, classify, parse_retry_after
 from .wire import Wire
 
 log = logging.getLogger(__name__)
@@ -83,6 +87,7 @@ class Transport:
         self._headers_for: dict[tuple[str, str], dict[str, str]] = {}
         self.retries = 0
         """Tries repeated after a transient fault, over every call so far."""
+        self._refused: AccountError | None = None
 
     async def get(
         self,
@@ -99,6 +104,8 @@ class Transport:
         retries = renewals = 0
         while True:
             ticket = await self._pacer.acquire()
+            if self._refused is not None:
+                raise copy.copy(self._refused)
             reply = await self._wire.send(
                 "GET", path, params=params, headers=self._headers(token, tr_id, headers)
             )
@@ -128,6 +135,10 @@ class Transport:
                     retries += 1
                     self.retries += 1
                     token = await self._tokens.get()
+                case Fail(error=AccountError() as refused):
+                    self._refused = copy.copy(refused)
+                    self._refused.pdno = None
+                    raise refused
                 case _:
                     raise verdict.error
 

@@ -30,6 +30,7 @@ import aiohttp
 
 from . import spec
 from .errors import (
+    AccountError,
     APIError,
     AuthError,
     DecodeError,
@@ -125,6 +126,8 @@ def classify(
         kind = RateLimitError
     elif token_endpoint or code in spec.STALE_TOKEN_CODES or code in spec.CREDENTIAL_CODES:
         kind = AuthError
+    elif code in spec.ACCOUNT_CODES or spec.ACCOUNT_REFUSED_MARK in outcome.msg1:
+        kind = AccountError
     error = kind(
         rt_cd=outcome.rt_cd,
         msg_cd=code,

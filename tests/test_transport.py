@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kis_async import (
+    AccountError,
     APIError,
     AuthError,
     DecodeError,
@@ -15,7 +16,7 @@ from kis_async import (
 )
 from kis_async.simulator import Fault, Simulator
 
-from .conftest import ClientFactory, Stub, retries
+from .conftest import ClientFactory, Stub, codes, retries
 
 RETRIED = [
     Fault.RATE_LIMIT,
@@ -102,7 +103,7 @@ async def test_connection_refused_is_a_transport_error(make_client: ClientFactor
 
 async def test_wrong_account_is_an_api_error(sim: Simulator, make_client: ClientFactory) -> None:
     async with make_client(account="12345678-01") as kis:
-        with pytest.raises(APIError, match="SIM00405"):
+        with pytest.raises(AccountError, match="OPSQ2000"):
             await kis.sellable_quantity("005930")
 
 
@@ -135,3 +136,18 @@ async def test_token_refusal_in_error_code_form_is_an_auth_error(
     assert caught.value.msg_cd == "EGW00103"
     assert caught.value.status == 403
     assert not stub.api_requests
+
+
+async def test_once_the_account_is_refused_the_rest_fail_without_asking(
+    sim: Simulator, make_client: ClientFactory
+) -> None:
+    sim.config.rate_limit = 50
+    async with make_client(rate_limit=50, account="12345678-01") as kis:
+        batch = await kis.check_sellable(codes(100))
+        again = await kis.check_sellable(codes(10))
+    assert len(batch.errors) == 100 and len(again.errors) == 10
+    assert all(
+        isinstance(e, AccountError) for e in [*batch.errors.values(), *again.errors.values()]
+    )
+    assert [e.pdno for e in batch.errors.values()] == codes(100)
+    assert sim.stats.calls <= 5, "one refusal (and what was already in flight), not 110"

@@ -608,7 +608,7 @@ class Simulator:
     def _check_account(self, query: Mapping[str, str]) -> web.StreamResponse | None:
         cano, _, product = self.config.account.partition("-")
         if query.get("CANO") != cano or query.get("ACNT_PRDT_CD") != product:
-            return _error(500, "SIM00405", "계좌번호를 확인하세요 (simulated)", rt_cd="1")
+            return _error(500, spec.ACCOUNT_REFUSED, "ERROR : INPUT INVALID_CHECK_ACNO", rt_cd="1")
         return None
 
     def _next_fault(self, pdno: str) -> Fault | None:
