@@ -5,6 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 from .auth import Token
 from .batch import Batch, Outcome
 from .client import DEFAULT_TOKEN_CACHE, ClientStats, KISClient
+from .corporate import Corporate
 from .errors import (
     AccountError,
     APIError,
@@ -36,6 +37,7 @@ __all__ = [
     "AuthError",
     "Batch",
     "ClientStats",
+    "Corporate",
     "DecodeError",
     "KISClient",
     "KISError",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Final
 from . import batch, config, spec, validate
 from .auth import TokenIssuer, TokenManager, TokenStore
 from .batch import Batch, Outcome
+from .corporate import Corporate
 from .errors import PagingError
 from .models import Position, SellableQuantity, decode_balance, decode_sellable, pick_sellable
 from .pace import Pace
@@ -84,6 +85,9 @@ class KISClient:
     :param pace_margin: seconds of arrival jitter the pacing absorbs (see
         :class:`~kis_async.throttle.Throttle`).
     :param token_issue_interval: seconds between token issuances (KIS: one a minute).
+    :param corporate: a corporate customer's identification (:class:`~kis_async.Corporate`);
+        implies ``custtype="B"``, and every call then carries the corporate headers and a fresh
+        ``gt_uid``. ``custtype`` defaults to ``"P"`` without it.
     :param redis_url: share the token and the call budget with every process using the same
         appkey through this Redis (needs the ``redis`` extra; see
         :mod:`kis_async.redis_backend`). ``redis_fail_open`` paces locally while Redis is down
@@ -99,7 +103,8 @@ class KISClient:
         base_url: str = spec.REAL_HOST,
         rate_limit: float = spec.CALLS_PER_SECOND,
         token_cache: Path | str | _DefaultTokenCache | None = DEFAULT_TOKEN_CACHE,
-        custtype: str = "P",
+        custtype: str | None = None,
+        corporate: Corporate | None = None,
         max_concurrency: int | None = None,
         retry: RetryPolicy | None = None,
         timeout: float = 10.0,
@@ -114,7 +119,7 @@ class KISClient:
         )
         self.account = validate.parse_account(account)
         self.base_url = validate.checked_base_url(base_url)
-        self.custtype = validate.checked_custtype(custtype)
+        self.custtype, self._corporate = _customer(custtype, corporate)
         self.rate_limit = validate.positive("rate_limit", rate_limit, at_most=_MAX_RATE)
         """The ceiling on calls per second this client (with Redis: every process) sends."""
         self.pace_margin = validate.non_negative("pace_margin", pace_margin, below=1.0)
@@ -197,6 +202,7 @@ class KISClient:
             app_key=self._app_key,
             app_secret=self._app_secret,
             custtype=self.custtype,
+            corporate=self._corporate,
             redact=self.account.redact,
         )
         return self
@@ -341,6 +347,23 @@ class KISClient:
 
     def __repr__(self) -> str:
         return f"KISClient(account={self.account.masked()!r}, base_url={self.base_url!r})"
+
+
+def _customer(custtype: str | None, corporate: Corporate | None) -> tuple[str, Corporate | None]:
+    """``P`` for an individual; ``B`` for a corporate customer, who must say who they are."""
+    if corporate is not None and not isinstance(corporate, Corporate):
+        raise TypeError(f"corporate must be a kis_async.Corporate, got {type(corporate).__name__}")
+    if custtype is None:
+        return ("P" if corporate is None else "B"), corporate
+    validate.checked_custtype(custtype)
+    if custtype == "B" and corporate is None:
+        raise ValueError(
+            "custtype 'B' (corporate) needs corporate=Corporate(personalseckey=..., "
+            "phone_number=..., ip_addr=...): KIS refuses a corporate call without them"
+        )
+    if custtype == "P" and corporate is not None:
+        raise ValueError("custtype 'P' (individual) cannot send corporate=...; leave custtype out")
+    return custtype, corporate
 
 
 def _token_cache(

@@ -6,16 +6,30 @@ import os
 from collections.abc import Mapping
 from typing import Final, NamedTuple
 
+from .corporate import Corporate
+
 ENV_APP_KEY: Final = "KIS_APP_KEY"
 ENV_APP_SECRET: Final = "KIS_APP_SECRET"
 ENV_ACCOUNT: Final = "KIS_ACCOUNT"
 ENV_BASE_URL: Final = "KIS_BASE_URL"
 ENV_REDIS_URL: Final = "KIS_REDIS_URL"
+ENV_PERSONALSECKEY: Final = "KIS_PERSONALSECKEY"
+ENV_PHONE_NUMBER: Final = "KIS_PHONE_NUMBER"
+ENV_IP_ADDR: Final = "KIS_IP_ADDR"
+ENV_MAC_ADDRESS: Final = "KIS_MAC_ADDRESS"
 
 REQUIRED: Final = (ENV_APP_KEY, ENV_APP_SECRET, ENV_ACCOUNT)
 OPTIONAL: Final = {ENV_BASE_URL: "base_url", ENV_REDIS_URL: "redis_url"}
 """Optional variables and the :class:`~kis_async.KISClient` keyword each one fills."""
-ALL: Final = (*REQUIRED, *OPTIONAL)
+CORPORATE: Final = {
+    ENV_PERSONALSECKEY: "personalseckey",
+    ENV_PHONE_NUMBER: "phone_number",
+    ENV_IP_ADDR: "ip_addr",
+    ENV_MAC_ADDRESS: "mac_address",
+}
+"""A corporate customer's variables and the :class:`~kis_async.Corporate` keyword each fills;
+all but the MAC address are required once any is set."""
+ALL: Final = (*REQUIRED, *OPTIONAL, *CORPORATE)
 
 PROGRESS_LOGGER: Final = "kis_async.progress"
 """The logger (at INFO) for waits and stages a person should hear about as they start: the
@@ -29,14 +43,23 @@ class Settings(NamedTuple):
     app_key: str
     app_secret: str
     account: str
-    options: dict[str, str]
+    options: dict[str, object]
 
 
 def from_environ(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read the variables; ``ValueError`` names every required one that is missing or empty."""
+    """Read the variables; ``ValueError`` names every required one that is missing or empty.
+
+    Any of the corporate variables makes the client a corporate one (custtype ``B``).
+    """
     env = os.environ if environ is None else environ
-    missing = [name for name in REQUIRED if not env.get(name, "").strip()]
+    corporate = {kw: env[name].strip() for name, kw in CORPORATE.items() if env.get(name, "")}
+    required = REQUIRED + ((ENV_PERSONALSECKEY, ENV_PHONE_NUMBER, ENV_IP_ADDR) if corporate else ())
+    missing = [name for name in required if not env.get(name, "").strip()]
     if missing:
         raise ValueError(f"missing environment variable(s): {', '.join(missing)}")
-    options = {keyword: env[name].strip() for name, keyword in OPTIONAL.items() if env.get(name)}
+    options: dict[str, object] = {
+        keyword: env[name].strip() for name, keyword in OPTIONAL.items() if env.get(name)
+    }
+    if corporate:
+        options["corporate"] = Corporate(**corporate)
     return Settings(env[ENV_APP_KEY], env[ENV_APP_SECRET], env[ENV_ACCOUNT], options)

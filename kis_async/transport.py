@@ -32,6 +32,7 @@ from multidict import CIMultiDictProxy
 
 from . import spec
 from .auth import TokenManager
+from .corporate import Corporate, with_gt_uid
 from .errors import AccountError
 from .models import Envelope, read_answer
 from .retry import RetryPolicy
@@ -71,6 +72,7 @@ class Transport:
         app_key: str,
         app_secret: str,
         custtype: str,
+        corporate: Corporate | None = None,
         redact: Callable[[str], str] = str,
     ) -> None:
         self._wire = wire
@@ -83,7 +85,9 @@ class Transport:
             "custtype": custtype,
             "appkey": app_key,
             "appsecret": app_secret,
+            **(corporate.headers() if corporate is not None else {}),
         }
+        self._corporate = corporate is not None
         self._headers_for: dict[tuple[str, str], dict[str, str]] = {}
         self.retries = 0
         """Tries repeated after a transient fault, over every call so far."""
@@ -145,11 +149,16 @@ class Transport:
     def _headers(
         self, token: str, tr_id: str, extra: Mapping[str, str] | None
     ) -> Mapping[str, str]:
-        """The request headers; the common part is built once per token and tr_id."""
+        """The request headers; the common part is built once per token and tr_id.
+
+        A corporate client's headers carry a fresh ``gt_uid`` on every attempt.
+        """
         base = self._headers_for.get((token, tr_id))
         if base is None:
             if len(self._headers_for) > 8:
                 self._headers_for.clear()
             base = self._static_headers | {"authorization": f"Bearer {token}", "tr_id": tr_id}
             self._headers_for[token, tr_id] = base
-        return base if extra is None else base | dict(extra)
+        if self._corporate:
+            base = with_gt_uid(base)
+        return base if extra is None else {**base, **extra}

@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 DEMO_APP_KEY = "PSsimulatedAPPKEYforKISasync0000001"
 DEMO_APP_SECRET = "simulated-appsecret-not-a-real-one"
 DEMO_ACCOUNT = "50123456-01"
+DEMO_PERSONALSECKEY = "simulated-personalseckey-of-a-corporate-customer"
+CORPORATE_HEADERS = ("personalseckey", "seq_no", "phone_number", "ip_addr", "gt_uid")
+"""What a corporate (custtype B) call must carry; ``mac_address`` is optional for everyone."""
 
 
 class Fault(StrEnum):
@@ -159,6 +162,8 @@ class SimulatorConfig:
     app_key: str = DEMO_APP_KEY
     app_secret: str = DEMO_APP_SECRET
     account: str = DEMO_ACCOUNT
+    personalseckey: str = DEMO_PERSONALSECKEY
+    """The corporate customer's key, checked on every custtype B call."""
     rate_limit: int = spec.CALLS_PER_SECOND
     """Calls admitted per appkey in any sliding window of ``window`` seconds (the enforced limit,
     whatever the client was told), until an entry of ``limit_schedule`` is due."""
@@ -240,6 +245,10 @@ class Stats:
     """Every background call as ``(seconds since start(), admitted)``."""
     faults: Counter[str] = field(default_factory=Counter)
     per_pdno: Counter[str] = field(default_factory=Counter)
+    gt_uids: set[str] = field(default_factory=set)
+    """Every ``gt_uid`` a corporate call carried (a repeat is refused)."""
+    corporate_headers_from_individuals: int = 0
+    """Calls with custtype P that carried a corporate header anyway."""
 
     def as_dict(self) -> dict[str, Any]:
         """The counters, as ``GET /_simulator/stats`` serves them (arrivals are served apart)."""
@@ -563,9 +572,30 @@ class Simulator:
             refusal = _error(500, "SIM00402", "tr_id를 확인하세요 (simulated)")
         if refusal is None and headers.get("custtype") not in ("P", "B"):
             refusal = _error(500, "SIM00403", "custtype을 확인하세요 (simulated)")
+        if refusal is None:
+            refusal = self._check_customer(headers)
         if refusal is not None:
             await self._delay()
         return refusal
+
+    def _check_customer(self, headers: Mapping[str, str]) -> web.StreamResponse | None:
+        """A corporate call carries the corporate headers and a gt_uid never seen before."""
+        if headers.get("custtype") != "B":
+            if any(name in headers for name in CORPORATE_HEADERS):
+                self.stats.corporate_headers_from_individuals += 1
+            return None
+        missing = [name for name in CORPORATE_HEADERS if not headers.get(name, "").strip()]
+        if missing:
+            return _error(500, "SIM00410", f"법인 필수 헤더 누락: {', '.join(missing)} (simulated)")
+        if not secrets.compare_digest(headers["personalseckey"], self.config.personalseckey):
+            return _error(500, "SIM00411", "고객식별키를 확인하세요 (simulated)")
+        if headers["seq_no"] != "001":
+            return _error(500, "SIM00412", "일련번호를 확인하세요 (simulated)")
+        uid = headers["gt_uid"]
+        if len(uid) > 32 or uid in self.stats.gt_uids:
+            return _error(500, "SIM00413", "Global UID가 중복되었습니다 (simulated)")
+        self.stats.gt_uids.add(uid)
+        return None
 
     def _admit(self, app_key: str, now: float) -> bool:
         """Count one arrival (client or background) against the appkey's limit."""
