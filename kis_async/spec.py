@@ -20,13 +20,19 @@ BALANCE_TR_ID: Final = "TTTC8434R"
 BALANCE_QUERY: Final = {
     "AFHR_FLPR_YN": "N",
     "OFL_YN": "",
-    "INQR_DVSN": "02",
+    "INQR_DVSN": "01",
     "UNPR_DVSN": "01",
     "FUND_STTL_ICLD_YN": "N",
     "FNCG_AMT_AUTO_RDPT_YN": "N",
     "PRCS_DVSN": "00",
 }
-"""inquire-balance's fixed query: regular hours, by ticker, no fund settlement, no auto-repay."""
+"""inquire-balance's fixed query: regular hours, no fund settlement, no auto-repay.
+
+``INQR_DVSN`` is ``01`` (by loan date), not the ``02`` (by ticker) of older references: KIS
+announced on 2026-02-10 that ``02`` is refused ("ERROR : INPUT INVALID_CHECK_INQR_DVSN",
+OPSQ2001), as users of other KIS libraries reported. With ``01`` a ticker held partly on margin
+can be listed once per loan date; :meth:`~kis_async.KISClient.held_tickers` asks about it once.
+"""
 MORE_PAGES: Final = frozenset({"F", "M"})
 """Response ``tr_cont`` values that mean another page follows (``D``/``E``: the last)."""
 NEXT_PAGE: Final = "N"
