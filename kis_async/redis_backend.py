@@ -216,7 +216,7 @@ class RedisPacer:
                         raise
                     log.warning("%s; pacing this process alone", exc.reason)
                     ticket = await self._fallback.acquire()
-                    return ticket._replace(number=-ticket.number)
+                    return ticket
                 wait_us, now_us = int(answer[0]), int(answer[1])
                 self._redis_now = now_us / 1e6
                 if wait_us == -2:
@@ -232,14 +232,14 @@ class RedisPacer:
                 self._bound = wait_us > 0
                 if wait_us:
                     await self._line.sleep(wait_us / 1e6)
-                return Ticket((now_us + wait_us) / 1e6, self._number)
-            return Ticket(self._redis_now, 0)
+                return Ticket((now_us + wait_us) / 1e6, self._number, shared=True)
+            return Ticket(self._redis_now, 0, shared=True)
 
     async def _book_next(self) -> list[Any]:
         """Book the next slot at the pace this process knows (the script says if it is stale).
 
-        Failing open, a Redis fault is not ridden out: this process paces itself at once.
-        A fallback ticket's number is negative, so a refusal of it is learned by the fallback.
+        Failing open, a Redis fault is not ridden out: this process paces itself at once (and
+        a refusal of a call it let out is learned by that local pacer).
         """
         self._number += 1
         pace = self._pace
@@ -266,8 +266,9 @@ class RedisPacer:
     async def refused(self, ticket: Ticket) -> None:
         """Learn from a refusal, counting the calls every process sent in the second before."""
         self._refusals += 1
-        if self._fallback is not None and ticket.number < 0:
-            await self._fallback.refused(ticket._replace(number=-ticket.number))
+        if not ticket.shared:
+            if self._fallback is not None:
+                await self._fallback.refused(ticket)
             return
         member = f"{self._id}:{ticket.number}"
         try:

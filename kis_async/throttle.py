@@ -48,6 +48,8 @@ class Ticket(NamedTuple):
 
     sent_at: float
     number: int
+    shared: bool = False
+    """Booked on the shared (Redis) schedule, rather than by a pacer in this process."""
 
 
 class Pacer(Protocol):
