@@ -215,8 +215,7 @@ class RedisPacer:
                     if self._fallback is None:
                         raise
                     log.warning("%s; pacing this process alone", exc.reason)
-                    ticket = await self._fallback.acquire()
-                    return ticket
+                    return await self._fallback.acquire()
                 wait_us, now_us = int(answer[0]), int(answer[1])
                 self._redis_now = now_us / 1e6
                 if wait_us == -2:
