@@ -152,7 +152,7 @@ def open_shared(
     key = f"kis_async:{appkey_digest(app_key, host)}"
     return Shared(
         RedisPacer(connection, key + ":calls", rate, margin=margin, fail_open=fail_open),
-        RedisTokenStore(connection, key + ":token"),
+        RedisTokenStore(connection, key + ":token", fail_open=fail_open),
         connection,
     )
 
@@ -312,7 +312,11 @@ class RedisPacer:
 
 
 class RedisTokenStore:
-    """The appkey's token in Redis, with a lock (and a timeout on it) around issuance."""
+    """The appkey's token in Redis, with a lock (and a timeout on it) around issuance.
+
+    Failing open (``fail_open=True``), an unreachable Redis is not waited for: this process
+    issues and keeps its own token meanwhile, as it would without Redis.
+    """
 
     def __init__(
         self,
@@ -323,7 +327,9 @@ class RedisTokenStore:
         lock_wait: float = 300.0,
         poll: float = 0.05,
         warn_every: float = 10.0,
+        fail_open: bool = False,
     ) -> None:
+        self._fail_open = fail_open
         self._redis = client
         self._key = key
         self._lock_key = key + ":lock"
@@ -343,7 +349,9 @@ class RedisTokenStore:
         )
         token = secrets.token_hex(16)
         started = time.monotonic()
-        acquired = await self._call(lambda: lock.acquire(token=token, blocking=False))
+        acquired = await self._call(
+            lambda: lock.acquire(token=token, blocking=False), otherwise=True
+        )
         if not acquired:
             progress.info("waiting for another process's token lock: it is issuing the token")
         while not acquired:
@@ -351,7 +359,8 @@ class RedisTokenStore:
             acquired = await self._call(
                 functools.partial(
                     lock.acquire, token=token, blocking_timeout=min(self._warn_every, budget)
-                )
+                ),
+                otherwise=True,
             )
             waited = time.monotonic() - started
             if acquired:
@@ -388,6 +397,12 @@ class RedisTokenStore:
     async def discard(self, access_token: str) -> None:
         await self._call(lambda: self._discard(keys=[self._key], args=[access_token]))
 
-    @staticmethod
-    async def _call(call: Callable[[], Awaitable[Any]]) -> Any:
-        return await _through_outage("token store", call)
+    async def _call(self, call: Callable[[], Awaitable[Any]], otherwise: Any = None) -> Any:
+        """``call()`` through an outage; failing open, ``otherwise`` at once instead."""
+        try:
+            return await _through_outage("token store", call, patient=not self._fail_open)
+        except TransportError as exc:
+            if not self._fail_open:
+                raise
+            log.warning("%s; this process keeps its own token meanwhile", exc.reason)
+            return otherwise

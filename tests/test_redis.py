@@ -137,7 +137,7 @@ async def test_without_redis_the_same_processes_go_over_the_limit(sim: Simulator
 
 
 async def test_redis_down_fails_closed(sim: Simulator, make_client: ClientFactory) -> None:
-    async with make_client(redis_url="redis://127.0.0.1:9/0") as kis:
+    async with make_client(redis_url="redis://127.0.0.1:9/0", token_issue_interval=60.0) as kis:
         batch = await kis.check_sellable(["005930", "000660"])
     assert len(batch.errors) == 2
     assert all(isinstance(e, TransportError) for e in batch.errors.values())
@@ -204,3 +204,15 @@ async def test_waiting_on_a_dead_lock_holder_is_said_at_warning(
         assert "another process's token lock" in caplog.text
     finally:
         await client.aclose()
+
+
+async def test_redis_down_with_fail_open_goes_on_alone(
+    sim: Simulator, make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="kis_async"):
+        async with make_client(redis_url="redis://127.0.0.1:9/0", redis_fail_open=True) as kis:
+            batch = await kis.check_sellable(codes(20))
+    assert batch.ok, batch.errors
+    assert sim.stats.token_issuances == 1
+    assert "pacing this process alone" in caplog.text
+    assert "keeps its own token" in caplog.text
