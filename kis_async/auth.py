@@ -170,9 +170,10 @@ class TokenManager:
       (in another process too, when the store is shared).
     - Issuances are at least ``issue_interval`` seconds apart (KIS: one a minute), counted from
       the last issuance this process *or the store* knows of.
-    - A failed issuance is remembered: credentials refused for the client's lifetime, anything
-      else (a fault, or KIS saying "one a minute" (``EGW00133``) even after the wait) for one
-      ``issue_interval``. Callers in that time get a copy of the same error without a request.
+    - A failure is remembered: credentials refused for the client's lifetime, anything else (a
+      fault of the token endpoint or of the store, or KIS saying "one a minute" (``EGW00133``)
+      even after the wait) for one ``issue_interval``. Callers in that time get a copy of the
+      same error without a request.
     """
 
     def __init__(
@@ -227,9 +228,23 @@ class TokenManager:
             return fresh.access_token
 
     async def _obtain(self, *, refused: str | None) -> Token:
-        """Called under the lock: the store's token unless it is ``refused``, else a new one."""
+        """Called under the lock: the store's token unless it is ``refused``, else a new one.
+
+        A failure, of the store or of the issuance, is remembered (see the class notes).
+        """
         if self._failure is not None and self._clock() < self._failure_until:
             raise copy.copy(self._failure)
+        try:
+            return await self._stored_or_new(refused)
+        except KISError as exc:
+            self._failure = copy.copy(exc)
+            refused_for_good = (
+                isinstance(exc, AuthError) and exc.msg_cd != spec.TOKEN_ISSUE_TOO_SOON
+            )
+            self._failure_until = math.inf if refused_for_good else self._clock() + self._interval
+            raise
+
+    async def _stored_or_new(self, refused: str | None) -> Token:
         if self._store is None:
             return await self._issue_new()
         async with self._store.lock():
@@ -252,13 +267,7 @@ class TokenManager:
             progress.info("waiting %.0f s: KIS issues one token a minute per appkey", wait)
             await asyncio.sleep(wait)
         progress.info("asking KIS for an access token")
-        try:
-            token = await self._issue()
-        except KISError as exc:
-            self._failure = copy.copy(exc)
-            refused = isinstance(exc, AuthError) and exc.msg_cd != spec.TOKEN_ISSUE_TOO_SOON
-            self._failure_until = math.inf if refused else self._clock() + self._interval
-            raise
+        token = await self._issue()
         self.issued += 1
         self._failure = None
         self._last_issued = token.issued_at
