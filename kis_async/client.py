@@ -5,29 +5,40 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 from . import batch, config, spec, validate
 from .auth import TokenIssuer, TokenManager, TokenStore
 from .batch import Batch, Outcome
 from .corporate import Corporate
 from .errors import PagingError
-from .models import Position, SellableQuantity, decode_balance, decode_sellable, pick_sellable
+from .models import (
+    BalancePage,
+    Envelope,
+    Position,
+    SellableQuantity,
+    decode_as,
+    decode_continuation,
+    decode_envelope,
+    decode_sellable,
+    pick_sellable,
+)
 from .pace import Pace
 from .retry import RetryPolicy
 from .throttle import DEFAULT_MARGIN, Pacer, Throttle
 from .tokencache import FileTokenStore, TokenCache
-from .transport import Transport
+from .transport import Response, Transport
 from .wire import Wire
 
 if TYPE_CHECKING:
     from .redis_backend import Shared
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 progress = logging.getLogger(config.PROGRESS_LOGGER)
 
 
@@ -276,38 +287,134 @@ class KISClient:
         codes = validate.normalize_pdnos(pdnos)
         return batch.stream(codes, self._sellable, self.max_concurrency)
 
+    @overload
+    async def get(
+        self,
+        path: str,
+        *,
+        tr_id: str,
+        params: Mapping[str, str],
+        type: None = None,
+        tr_cont: str = "",
+    ) -> dict[str, Any]: ...
+
+    @overload
+    async def get(
+        self,
+        path: str,
+        *,
+        tr_id: str,
+        params: Mapping[str, str],
+        type: type[T],
+        tr_cont: str = "",
+    ) -> T: ...
+
+    async def get(
+        self,
+        path: str,
+        *,
+        tr_id: str,
+        params: Mapping[str, str],
+        type: type[Any] | None = None,
+        tr_cont: str = "",
+    ) -> Any:
+        """Any KIS inquiry (GET) through this client's one token, one pacer and its retries.
+
+        A bot's other calls (prices, balances...) then share the token and the per-second
+        budget with the bulk checks instead of issuing a token and pacing alone. The answer goes
+        through the same envelope check and error classes as the built-in calls; it is returned
+        as a ``dict``, or decoded as ``type`` (a msgspec ``Struct``) when given. ``tr_cont`` is
+        sent as the request header of that name (``"N"`` asks for the next page; see
+        :meth:`pages`).
+
+        Only GET: KIS order endpoints are POSTs that need a hashkey and are not idempotent, so a
+        retry after a lost answer could place an order twice. This client refuses to guess.
+        """
+        if tr_cont not in ("", spec.NEXT_PAGE):
+            raise ValueError(f"tr_cont must be '' or {spec.NEXT_PAGE!r}, got {tr_cont!r}")
+        response = await self._get(path, tr_id=tr_id, params=params, tr_cont=tr_cont)
+        return decode_as(response.body, dict if type is None else type)
+
+    @overload
+    def pages(
+        self,
+        path: str,
+        *,
+        tr_id: str,
+        params: Mapping[str, str],
+        type: None = None,
+        max_pages: int = 100,
+    ) -> AsyncGenerator[dict[str, Any], None]: ...
+
+    @overload
+    def pages(
+        self,
+        path: str,
+        *,
+        tr_id: str,
+        params: Mapping[str, str],
+        type: type[T],
+        max_pages: int = 100,
+    ) -> AsyncGenerator[T, None]: ...
+
+    def pages(
+        self,
+        path: str,
+        *,
+        tr_id: str,
+        params: Mapping[str, str],
+        type: type[Any] | None = None,
+        max_pages: int = 100,
+    ) -> AsyncGenerator[Any, None]:
+        """Every page of a paged KIS inquiry, in order, as :meth:`get` returns one.
+
+        Pages continue while the answer's ``tr_cont`` header is ``F`` or ``M``: the next request
+        sends ``tr_cont: N`` and echoes the ``ctx_area_fk100``/``ctx_area_nk100`` (or
+        ``..._fk200``/``..._nk200``) keys of the page before as ``CTX_AREA_*`` query parameters.
+        A server that repeats a continuation key, sends none, or pages past ``max_pages``
+        raises :class:`~kis_async.errors.PagingError`.
+        """
+        validate.count("max_pages", max_pages, minimum=1, maximum=10_000)
+        return self._pages(path, tr_id, dict(params), dict if type is None else type, max_pages)
+
+    async def _pages(
+        self, path: str, tr_id: str, params: dict[str, str], kind: type[Any], max_pages: int
+    ) -> AsyncGenerator[Any, None]:
+        seen = {_continuation_key(params)}
+        for page in range(max_pages):
+            tr_cont = spec.NEXT_PAGE if page else ""
+            response = await self._get(path, tr_id=tr_id, params=params, tr_cont=tr_cont)
+            yield decode_as(response.body, kind)
+            if response.headers.get("tr_cont", "") not in spec.MORE_PAGES:
+                return
+            keys = decode_continuation(response.body).params()
+            if not any(keys.values()):
+                raise PagingError(f"{path} said more pages follow but sent no continuation key")
+            params |= keys
+            if (key := _continuation_key(params)) in seen:
+                raise PagingError(f"{path} repeated its continuation key on page {page + 2}")
+            seen.add(key)
+        raise PagingError(f"{path} still had more pages after {max_pages}")
+
     async def holdings(self, *, max_pages: int = 100) -> list[Position]:
         """Every position of the account (주식잔고조회), following the pages to the end.
 
-        Pages go through the same token, pacing and retries as every call. A server that
-        repeats a continuation key, or pages past ``max_pages``, raises :class:`PagingError`.
+        Pages go through the same token, pacing and retries as every call (see :meth:`pages`).
         """
-        validate.count("max_pages", max_pages, minimum=1, maximum=10_000)
         query = {"CANO": self.account.cano, "ACNT_PRDT_CD": self.account.product}
-        query |= spec.BALANCE_QUERY
-        keys = ("", "")
-        seen: set[tuple[str, str]] = set()
+        query |= spec.BALANCE_QUERY | {"CTX_AREA_FK100": "", "CTX_AREA_NK100": ""}
         positions: list[Position] = []
-        for page in range(max_pages):
-            response = await self._require_transport().get(
-                spec.BALANCE_PATH,
-                tr_id=spec.BALANCE_TR_ID,
-                params=query | {"CTX_AREA_FK100": keys[0], "CTX_AREA_NK100": keys[1]},
-                decode=decode_balance,
-                headers={"tr_cont": spec.NEXT_PAGE} if page else None,
-            )
-            body = response.data
-            positions.extend(body.output1)
-            progress.info("holdings: page %d read, %d positions so far", page + 1, len(positions))
-            if response.headers.get("tr_cont", "") not in spec.MORE_PAGES:
-                return positions
-            seen.add(keys)
-            keys = (body.ctx_area_fk100.strip(), body.ctx_area_nk100.strip())
-            if keys in seen:
-                raise PagingError(
-                    f"inquire-balance repeated its continuation key on page {page + 2}"
-                )
-        raise PagingError(f"inquire-balance still had more pages after {max_pages}")
+        pages = self.pages(
+            spec.BALANCE_PATH,
+            tr_id=spec.BALANCE_TR_ID,
+            params=query,
+            type=BalancePage,
+            max_pages=max_pages,
+        )
+        async for page in pages:
+            positions.extend(page.output1)
+            progress.info("holdings: %d positions read", len(positions))
+        return positions
 
     async def held_tickers(self) -> list[str]:
         """The tickers of every position with shares in it, as :meth:`holdings` lists them.
@@ -340,6 +447,17 @@ class KISClient:
         )
         return pick_sellable(response.data, pdno)
 
+    async def _get(
+        self, path: str, *, tr_id: str, params: Mapping[str, str], tr_cont: str
+    ) -> Response[Envelope]:
+        return await self._require_transport().get(
+            validate.checked_path(path),
+            tr_id=validate.checked_tr_id(tr_id),
+            params=validate.checked_params(params),
+            decode=decode_envelope,
+            headers={"tr_cont": tr_cont} if tr_cont else None,
+        )
+
     def _require_transport(self) -> Transport:
         if self._transport is None:
             raise RuntimeError("KISClient is not open: use `async with KISClient(...) as kis:`")
@@ -347,6 +465,10 @@ class KISClient:
 
     def __repr__(self) -> str:
         return f"KISClient(account={self.account.masked()!r}, base_url={self.base_url!r})"
+
+
+def _continuation_key(params: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in params.items() if k.startswith("CTX_AREA_")))
 
 
 def _customer(custtype: str | None, corporate: Corporate | None) -> tuple[str, Corporate | None]:

@@ -12,10 +12,11 @@ still wrong becomes a :class:`DecodeError` naming the ticker and the field.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import msgspec
 
@@ -290,3 +291,48 @@ def _field_of(message: str) -> str | None:
 
 def _same_pdno(found: str, asked: str) -> bool:
     return found.strip().upper() == asked
+
+
+T = TypeVar("T")
+
+
+def decode_as(body: bytes, kind: type[T]) -> T:
+    """Decode a whole KIS body as ``kind``: a msgspec ``Struct`` (fields KIS adds are ignored;
+    numbers sent as strings are read) or ``dict``, by the same contract as the ``decode_*`` above.
+    """
+    decoder: msgspec.json.Decoder[Any] = _decoder_for(cast(Hashable, kind))
+    decoded: T = _decode(body, decoder, _OUTPUTS, None)
+    return decoded
+
+
+_OUTPUTS = ("output", "output1", "output2")
+
+
+@functools.lru_cache(maxsize=64)
+def _decoder_for(kind: Any) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(kind, strict=False)
+
+
+class Continuation(msgspec.Struct):
+    """The keys a paged KIS inquiry returns for its next page, under either naming."""
+
+    ctx_area_fk100: str | None = None
+    ctx_area_nk100: str | None = None
+    ctx_area_fk200: str | None = None
+    ctx_area_nk200: str | None = None
+
+    def params(self) -> dict[str, str]:
+        """The next request's query: each key KIS sent, upper-cased, its value stripped."""
+        return {
+            name.upper(): value.strip()
+            for name in self.__struct_fields__
+            if isinstance(value := getattr(self, name), str)
+        }
+
+
+def decode_continuation(body: bytes) -> Continuation:
+    """The continuation keys of a page (absent keys stay ``None``)."""
+    return _decode(body, _continuation_decoder, (), None)
+
+
+_continuation_decoder = msgspec.json.Decoder(Continuation, strict=False)

@@ -33,6 +33,10 @@ announced on 2026-02-10 that ``02`` is refused ("ERROR : INPUT INVALID_CHECK_INQ
 OPSQ2001), as users of other KIS libraries reported. With ``01`` a ticker held partly on margin
 can be listed once per loan date; :meth:`~kis_async.KISClient.held_tickers` asks about it once.
 """
+PRICE_PATH: Final = "/uapi/domestic-stock/v1/quotations/inquire-price"
+PRICE_TR_ID: Final = "FHKST01010100"
+"""주식현재가 시세: not used by the library itself; the simulator serves it, so a bot's other
+calls through :meth:`~kis_async.KISClient.get` can be shown and tested."""
 MORE_PAGES: Final = frozenset({"F", "M"})
 """Response ``tr_cont`` values that mean another page follows (``D``/``E``: the last)."""
 NEXT_PAGE: Final = "N"

@@ -49,10 +49,12 @@ _MAX_RENEWALS = 2
 
 @dataclass(frozen=True, slots=True)
 class Response(Generic[E]):
-    """A successful answer: the decoded body, and the headers (``tr_cont`` for paging)."""
+    """A successful answer: the decoded body, the headers (``tr_cont`` for paging), and the
+    body's bytes for a caller that decodes it again in a type of its own."""
 
     data: E
     headers: CIMultiDictProxy[str]
+    body: bytes
 
 
 class Transport:
@@ -127,7 +129,7 @@ class Transport:
                 await self._pacer.refused(ticket)
             match verdict:
                 case Ok():
-                    return Response(cast(E, outcome), reply.headers)
+                    return Response(cast(E, outcome), reply.headers, reply.body)
                 case Renew() if renewals < _MAX_RENEWALS:
                     renewals += 1
                     log.info("token refused (%s); re-issuing once", verdict.error.msg_cd)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 from yarl import URL
@@ -17,6 +17,8 @@ from yarl import URL
 _PDNO = re.compile(r"[0-9A-Z]{1,12}")
 _ACCOUNT = re.compile(r"([0-9]{8})-?([0-9]{2})")
 _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
+_PATH = re.compile(r"/uapi/[A-Za-z0-9_/-]+")
+_TR_ID = re.compile(r"[A-Za-z0-9]{1,13}")
 _SHOWN_BAD_CODES = 20
 
 
@@ -123,6 +125,33 @@ def checked_base_url(base_url: str) -> str:
         "base_url must be https://host[:port] (or http:// on a loopback address) with no "
         f"credentials, path or query, got {shown}"
     )
+
+
+def checked_path(path: str) -> str:
+    """An API path on ``base_url``: ``/uapi/...``, letters, digits, ``-``, ``_`` and ``/`` only.
+
+    Anything else (``@host``, ``//host``, ``..``, a full URL) could send the keys elsewhere.
+    """
+    if not isinstance(path, str) or not _PATH.fullmatch(path) or "//" in path:
+        raise ValueError(f"path must look like /uapi/domestic-stock/v1/..., got {_shown(path)}")
+    return path
+
+
+def checked_tr_id(tr_id: str) -> str:
+    """A KIS transaction id: up to 13 ASCII letters and digits, like ``FHKST01010100``."""
+    if not isinstance(tr_id, str) or not _TR_ID.fullmatch(tr_id):
+        raise ValueError(f"tr_id must be 1-13 ASCII letters or digits, got {_shown(tr_id)}")
+    return tr_id
+
+
+def checked_params(params: Mapping[str, str]) -> Mapping[str, str]:
+    """Query parameters: string names and string values (KIS takes every value as text)."""
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a mapping of str to str, got {type(params).__name__}")
+    for name, value in params.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError(f"params must map str to str; {name!r} maps to {_shown(value)}")
+    return params
 
 
 def checked_custtype(custtype: str) -> str:

@@ -337,6 +337,7 @@ class Simulator:
         app.router.add_post(spec.TOKEN_PATH, self._issue_token)
         app.router.add_get(spec.SELLABLE_PATH, self._sellable)
         app.router.add_get(spec.BALANCE_PATH, self._balance)
+        app.router.add_get(spec.PRICE_PATH, self._price)
         app.router.add_get("/_simulator/stats", self._stats)
         app.router.add_get("/_simulator/arrivals", self._arrivals_page)
         app.on_cleanup.append(self._cleanup)
@@ -501,6 +502,24 @@ class Simulator:
         if fault is None:
             return _ok(output)
         return await self._faulty(request, fault, output)
+
+    async def _price(self, request: web.Request) -> web.StreamResponse:
+        """주식현재가 시세 (inquire-price): the current price of a ticker in the portfolio."""
+        refusal = await self._gate(request, spec.PRICE_TR_ID)
+        if refusal is not None:
+            return refusal
+        query = request.query
+        pdno = query.get("FID_INPUT_ISCD", "")
+        await self._delay()
+        if query.get("FID_COND_MRKT_DIV_CODE") != "J":
+            return _error(500, "SIM00406", "조회 조건을 확인하세요 (simulated)")
+        holding = self.portfolio.get(pdno)
+        if holding is None:
+            return _error(500, "SIM00404", f"{pdno} 종목코드를 확인하세요 (simulated)")
+        price = holding.as_kis(pdno)["now_pric"]
+        return _json(
+            200, _success_envelope() | {"output": {"stck_prpr": price, "stck_shrn_iscd": pdno}}
+        )
 
     async def _balance(self, request: web.Request) -> web.StreamResponse:
         refusal = await self._gate(request, spec.BALANCE_TR_ID)
