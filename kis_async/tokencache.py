@@ -25,20 +25,24 @@ The threat model is other local users and a hostile or broken filesystem:
 - On Windows the mode and owner checks are skipped: the bits mean little there, and the default
   folder (from :mod:`platformdirs`, under the user's profile) is private by its ACL.
 
-:class:`FileTokenStore` serves one process at a time.
+:class:`FileTokenStore` does all of this in a worker thread, never on the event loop, and holds
+an OS lock on ``<file>.lock`` around "load the token, else issue one and save it", so processes
+that start together on one file issue one token between them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import stat
 import tempfile
 import time
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import filelock
 import msgspec
 import platformdirs
 
@@ -53,6 +57,11 @@ _WINDOWS = os.name == "nt"
 MAX_BYTES = 64 * 1024
 """A cache file larger than this is not read."""
 
+LOCK_TIMEOUT = 300.0
+"""Seconds :meth:`FileTokenStore.lock` waits for another process before giving up."""
+
+_LOCK_PATIENCE = 10.0
+"""Seconds of waiting for the lock after which a warning is logged."""
 
 _OPEN_FLAGS = (
     os.O_RDONLY
@@ -88,6 +97,8 @@ class TokenCache:
 
     ``load``, ``save`` and ``discard`` block (they are for a worker thread) and raise
     :class:`TokenCacheError` when the file or its folder is unsafe (see the module notes).
+    Processes sharing the file hold :meth:`FileTokenStore.lock` around ``save`` and ``discard``
+    (the :class:`~kis_async.auth.TokenManager` does), so none loses another's entry.
     """
 
     def __init__(self, path: Path, *, app_key: str, host: str) -> None:
@@ -238,19 +249,63 @@ def _read_up_to(fd: int, limit: int) -> bytes:
 
 
 class FileTokenStore:
-    """The default store: one process at a time, the token kept in a :class:`TokenCache`."""
+    """The store over a :class:`TokenCache`: file work in a worker thread, issuance under a lock.
 
-    def __init__(self, cache: TokenCache) -> None:
+    :meth:`lock` holds an OS lock (``flock``, a byte-range lock on Windows; via :mod:`filelock`)
+    on :attr:`TokenCache.lock_path`, which the OS releases if the process dies. Waiting for it
+    polls off the event loop, logs a warning after 10 s and raises :class:`TokenCacheError` after
+    ``lock_timeout`` seconds. Where no lock file can be made (a read-only folder), it warns and
+    goes on without one, as without a cache.
+    """
+
+    def __init__(self, cache: TokenCache, *, lock_timeout: float = LOCK_TIMEOUT) -> None:
         self.cache = cache
+        self.lock_timeout = lock_timeout
 
-    def lock(self) -> AbstractAsyncContextManager[object]:
-        return contextlib.nullcontext()
+    @contextlib.asynccontextmanager
+    async def lock(self) -> AsyncIterator[None]:
+        """Held around "load the token, else issue one and save it" (see the class notes)."""
+        path = self.cache.lock_path
+        lock = filelock.AsyncFileLock(path, mode=0o600)
+        try:
+            await asyncio.to_thread(self.cache.make_folder)
+            await self._acquire(lock)
+        except OSError as exc:
+            log.warning("token cache lock %s not taken (%s); going on without", path, exc.strerror)
+        try:
+            yield
+        finally:
+            if lock.is_locked:
+                await lock.release()
+
+    async def _acquire(self, lock: filelock.AsyncFileLock) -> None:
+        patience = min(_LOCK_PATIENCE, self.lock_timeout)
+        try:
+            await lock.acquire(timeout=patience)
+        except filelock.Timeout:
+            log.warning(
+                "token cache lock %s held by another process for %.0f s (issuing a token?); "
+                "waiting up to %.0f s",
+                lock.lock_file,
+                patience,
+                self.lock_timeout,
+            )
+            try:
+                await lock.acquire(timeout=self.lock_timeout - patience)
+            except filelock.Timeout:
+                raise TokenCacheError(
+                    f"token cache lock {lock.lock_file} still held by another process after "
+                    f"{self.lock_timeout:.0f} s"
+                ) from None
 
     async def load(self) -> Token | None:
-        return self.cache.load()
+        """:meth:`TokenCache.load`, in a worker thread."""
+        return await asyncio.to_thread(self.cache.load)
 
     async def save(self, token: Token) -> None:
-        self.cache.save(token)
+        """:meth:`TokenCache.save`, in a worker thread."""
+        await asyncio.to_thread(self.cache.save, token)
 
     async def discard(self, access_token: str) -> None:
-        self.cache.discard(access_token)
+        """:meth:`TokenCache.discard`, in a worker thread."""
+        await asyncio.to_thread(self.cache.discard, access_token)

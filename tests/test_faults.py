@@ -185,7 +185,7 @@ async def test_closing_mid_batch_leaves_no_task_and_no_half_written_cache(
     pending = [t for t in asyncio.all_tasks() if "stream" in repr(t.get_coro())]
     assert pending == []
     assert TokenCache(cache, app_key=DEMO_APP_KEY, host=kis.base_url).load() is not None
-    assert [p.name for p in tmp_path.iterdir()] == ["token.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["token.json", "token.json.lock"]
 
 
 def test_failed_cache_write_keeps_the_old_file_whole(

@@ -1,11 +1,12 @@
 """The token outlives the process: owner-only file, atomic, an entry per appkey and host.
 
 The file and its folder are also made safe against other local users and a hostile or broken
-filesystem.
+filesystem, the file work stays off the event loop, and processes sharing the file issue once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -23,9 +24,11 @@ import pytest
 from kis_async import Token, TokenCache, TokenCacheError, tokencache
 from kis_async.auth import appkey_digest
 from kis_async.simulator import DEMO_APP_KEY, DEMO_APP_SECRET, Simulator
+from kis_async.tokencache import FileTokenStore
 
 from .conftest import ClientFactory
 
+WORKER = Path(__file__).with_name("cache_worker.py")
 TOKEN = Token("t", 2e9, 1e9)
 
 
@@ -362,6 +365,96 @@ def test_file_of_the_earlier_layout_is_read_as_holding_no_token(
     assert caplog.text == ""
     cache.save(TOKEN)
     assert cache.load() == TOKEN
+
+
+# -- off the event loop, and one issuance across processes ---------------------------------------
+
+
+async def test_saving_runs_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fsync on a slow disk takes long; here it waits until the event loop has run something
+    else. Were the save on the loop, nothing else could run and it would give up after 5 s."""
+    store = FileTokenStore(cache_at(tmp_path / "token.json"))
+    in_fsync, loop_ran = threading.Event(), threading.Event()
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        in_fsync.set()
+        if not loop_ran.wait(5):
+            raise AssertionError("the event loop was blocked while the cache was being saved")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    saving = asyncio.create_task(store.save(TOKEN))
+    assert await asyncio.to_thread(in_fsync.wait, 5)
+    loop_ran.set()
+    await saving
+    assert await store.load() == TOKEN
+
+
+async def test_two_processes_cold_starting_on_one_file_issue_one_token(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """Without the lock both asked KIS; the second was refused (one a minute) and waited 60 s."""
+    sim.config.token_issue_interval = 60.0
+    sim.config.request_latency = 0.3  # the first token request is still out when the second asks
+    cache = tmp_path / "token.json"
+    workers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(WORKER),
+            sim.url,
+            str(cache),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for worker in workers:
+            assert worker.stdout is not None
+            assert await asyncio.wait_for(worker.stdout.readline(), 30) == b"ready\n"
+        for worker in workers:  # both ask for a token at once
+            assert worker.stdin is not None
+            worker.stdin.write(b"go\n")
+        outputs = await asyncio.wait_for(
+            asyncio.gather(*(worker.communicate() for worker in workers)), 30
+        )
+    finally:
+        for worker in workers:
+            if worker.returncode is None:
+                worker.kill()
+                await worker.wait()
+    reports = [json.loads(out) for out, _ in outputs]
+    assert [w.returncode for w in workers] == [0, 0]
+    assert sorted(r["issued"] for r in reports) == [0, 1], reports
+    assert sim.stats.token_requests == 1
+    assert stat.S_IMODE(cache.with_name("token.json.lock").stat().st_mode) == 0o600
+
+
+async def test_lock_held_too_long_is_waited_for_with_a_warning_then_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fcntl = pytest.importorskip("fcntl")
+    cache = cache_at(tmp_path / "token.json")
+    fd = os.open(cache.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another process, as the OS sees it
+        monkeypatch.setattr(tokencache, "_LOCK_PATIENCE", 0.05)
+        store = FileTokenStore(cache, lock_timeout=0.3)
+        with (
+            caplog.at_level(logging.WARNING, logger="kis_async"),
+            pytest.raises(TokenCacheError, match="still held by another process"),
+        ):
+            async with store.lock():
+                pytest.fail("the lock was taken while another held it")
+        assert "held by another process" in caplog.text
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        async with store.lock():
+            pass
+    finally:
+        os.close(fd)
 
 
 # -- Windows -------------------------------------------------------------------------------------
