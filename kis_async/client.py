@@ -88,7 +88,8 @@ class KISClient:
         addresses (the embedded simulator); TLS is verified everywhere else.
     :param rate_limit: calls per second KIS allows this appkey (20 for real accounts).
     :param token_cache: ``DEFAULT_TOKEN_CACHE`` for the per-user cache file, a path for another
-        file, ``None`` to keep the token in memory only.
+        file (one file may serve several appkeys: each keeps its own entry), ``None`` to keep
+        the token in memory only.
     :param max_concurrency: calls in flight at once; by default enough to sustain ``rate_limit``
         while each call takes up to two seconds.
     :param retry: how transient faults are retried (see :class:`~kis_async.retry.RetryPolicy`).
@@ -496,7 +497,7 @@ def _token_cache(
     if isinstance(token_cache, _DefaultTokenCache):
         return TokenCache.default(app_key, host)
     if isinstance(token_cache, str | Path) and str(token_cache).strip():
-        return TokenCache(Path(token_cache), host)
+        return TokenCache(Path(token_cache), app_key=app_key, host=host)
     raise TypeError("token_cache must be DEFAULT_TOKEN_CACHE, a file path, or None")
 
 

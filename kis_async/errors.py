@@ -11,7 +11,7 @@
     │   └── RequestTimeout  the per-request timeout fired
     ├── DecodeError         the answer arrived but is not what KIS documents
     │   └── PagingError     a paged inquiry that does not end
-    └── TokenCacheError     the token cache file is unsafe to use
+    └── TokenCacheError     the token cache is unsafe to use, or its lock held too long
 
 Every error has ``reason`` (what happened, without the ticker) and ``pdno`` (the ticker, if
 any); ``str(error)`` is both. Messages carry what a user needs to act (code, message, HTTP status,
@@ -115,4 +115,5 @@ class PagingError(DecodeError):
 
 
 class TokenCacheError(KISError):
-    """The token cache file is readable by others or owned by someone else, so it is not used."""
+    """The token cache is unsafe to use (readable by others, someone else's, not a regular file,
+    in a folder others can write to), or another process has held its lock too long."""

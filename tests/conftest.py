@@ -28,6 +28,17 @@ FAST_RATE = 1000
 """Calls per second for tests that are not about pacing: the limit stays out of the way."""
 
 
+@pytest.fixture(autouse=True)
+def _no_real_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test, and every process it starts, sees a temporary home: the default token cache
+    (the CLI's, ``KISClient.from_env``'s) lands there, never in the user's ``~/.cache``."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+
+
 @pytest.fixture
 def config() -> SimulatorConfig:
     """A simulator configuration a test may change before the simulator starts."""

@@ -24,7 +24,7 @@ from kis_async import (
     TokenCache,
     TransportError,
 )
-from kis_async.simulator import ORDINARY, UNKNOWN_TICKERS, Fault, Simulator
+from kis_async.simulator import DEMO_APP_KEY, ORDINARY, UNKNOWN_TICKERS, Fault, Simulator
 
 from .conftest import ClientFactory, retries
 
@@ -184,14 +184,14 @@ async def test_closing_mid_batch_leaves_no_task_and_no_half_written_cache(
     assert len(batch) == 300
     pending = [t for t in asyncio.all_tasks() if "stream" in repr(t.get_coro())]
     assert pending == []
-    assert TokenCache(cache, kis.base_url).load() is not None
-    assert [p.name for p in tmp_path.iterdir()] == ["token.json"]
+    assert TokenCache(cache, app_key=DEMO_APP_KEY, host=kis.base_url).load() is not None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["token.json", "token.json.lock"]
 
 
 def test_failed_cache_write_keeps_the_old_file_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cache = TokenCache(tmp_path / "token.json", "https://h")
+    cache = TokenCache(tmp_path / "token.json", app_key="key", host="https://h")
     cache.save(Token("old", 2e9, 1e9))
 
     def crash(*_: object) -> None:
