@@ -27,8 +27,9 @@ import aiohttp
 from _harness import CREDENTIALS, client, codes, simulator, table
 
 from kis_async import SellableQuantity, spec
-from kis_async.auth import Token, TokenCache
+from kis_async.auth import Token
 from kis_async.models import decode_sellable, pick_sellable
+from kis_async.tokencache import TokenCache
 
 CONCURRENCY = 64
 ROUNDS = 3
@@ -146,7 +147,7 @@ async def measure(url: str, count: int, rounds: int) -> dict[str, list[tuple[flo
     tickers = codes(count)
     samples: dict[str, list[tuple[float, float]]] = {"kis_async": [], "bare": []}
     with tempfile.TemporaryDirectory() as tmp:
-        cache = TokenCache(Path(tmp) / "token.json", url)
+        cache = TokenCache(Path(tmp) / "token.json", app_key=CREDENTIALS[0], host=url)
         cache.save(token)
         bare = bare_loop(url, token.access_token)
         connector = aiohttp.TCPConnector(limit=CONCURRENCY)

@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 import aiohttp
-from _harness import client, codes, simulator
+from _harness import CREDENTIALS, client, codes, simulator
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -82,9 +82,9 @@ async def worker(url: str, cache: Path, kind: str, calls: int) -> None:
         return
     import cost
 
-    from kis_async.auth import TokenCache
+    from kis_async.tokencache import TokenCache
 
-    token = TokenCache(cache, url).load()
+    token = TokenCache(cache, app_key=CREDENTIALS[0], host=url).load()
     assert token is not None
     bare = cost.bare_loop(url, token.access_token)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as http:
@@ -105,11 +105,11 @@ def main() -> None:
     args = parser.parse_args()
     import cost
 
-    from kis_async.auth import TokenCache
+    from kis_async.tokencache import TokenCache
 
     with simulator(1_000_000) as url, tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
-        cache = TokenCache(scratch / "token.json", url)
+        cache = TokenCache(scratch / "token.json", app_key=CREDENTIALS[0], host=url)
         cache.save(asyncio.run(cost.issue_token(url)))
         first = None
         for variant in args.variants:

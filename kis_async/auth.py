@@ -50,10 +50,13 @@ class Token(msgspec.Struct, frozen=True):
     expires_at: float
     issued_at: float
 
+    def refresh_at(self) -> float:
+        """When to refresh: a tenth of its life, at most 5 min, before it expires."""
+        return self.expires_at - min(300.0, (self.expires_at - self.issued_at) / 10)
+
     def fresh(self, now: float) -> bool:
-        """Still good for a while: refresh is due a tenth of its life, at most 5 min, early."""
-        ahead = min(300.0, (self.expires_at - self.issued_at) / 10)
-        return now < self.expires_at - ahead
+        """Still good for a while (see :meth:`refresh_at`)."""
+        return now < self.refresh_at()
 
     def __repr__(self) -> str:
         return f"Token(expires_at={self.expires_at!r}, access_token=<redacted>)"
@@ -190,6 +193,9 @@ class TokenManager:
         self._clock = clock
         self._lock = asyncio.Lock()
         self._token: Token | None = None
+        self._current = ""
+        self._refresh_at = -math.inf
+        """The fresh token and when it stops being fresh, for the common case in one compare."""
         self._last_issued = float("-inf")
         self._failure: KISError | None = None
         self._failure_until = 0.0
@@ -199,6 +205,8 @@ class TokenManager:
     async def get(self) -> str:
         """A token to send now. Raises the error of a failed issuance (see the class notes)."""
         now = self._clock()
+        if now < self._refresh_at:
+            return self._current
         token = self._token
         if token is not None and (
             token.fresh(now) or (self._lock.locked() and now < token.expires_at)
@@ -216,7 +224,7 @@ class TokenManager:
             token = self._token
             if token is not None and token.access_token != stale and token.fresh(self._clock()):
                 return token.access_token
-            self._token = None
+            self._keep(None)
             fresh = await self._obtain(refused=stale)
             if fresh.access_token == stale:
                 raise AuthError(
@@ -226,6 +234,11 @@ class TokenManager:
                     status=200,
                 )
             return fresh.access_token
+
+    def _keep(self, token: Token | None) -> None:
+        self._token = token
+        self._current = token.access_token if token is not None else ""
+        self._refresh_at = token.refresh_at() if token is not None else -math.inf
 
     async def _obtain(self, *, refused: str | None) -> Token:
         """Called under the lock: the store's token unless it is ``refused``, else a new one.
@@ -255,7 +268,7 @@ class TokenManager:
                     await self._store.discard(refused)
                 elif shared.fresh(self._clock()):
                     log.debug("using the stored access token")
-                    self._token = shared
+                    self._keep(shared)
                     return shared
             token = await self._issue_new()
             await self._store.save(token)
@@ -271,5 +284,5 @@ class TokenManager:
         self.issued += 1
         self._failure = None
         self._last_issued = token.issued_at
-        self._token = token
+        self._keep(token)
         return token

@@ -78,12 +78,8 @@ async def stream(
         for pdno in pending:
             try:
                 outcome = Outcome(pdno, result=await fetch(pdno))
-            except KISError as exc:
-                outcome = Outcome(pdno, error=_detached(exc, pdno))
             except Exception as exc:
-                log.warning("unexpected %s checking %s", type(exc).__name__, pdno)
-                error = KISError(f"unexpected {type(exc).__name__}; please report it", pdno=pdno)
-                outcome = Outcome(pdno, error=error)
+                outcome = Outcome(pdno, error=_error_of(exc, pdno))
             await queue.put(outcome)
 
     workers = [asyncio.create_task(work()) for _ in range(min(concurrency, len(pdnos)))]
@@ -91,34 +87,56 @@ async def stream(
         for _ in range(len(pdnos)):
             yield await queue.get()
     finally:
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        await _stop(workers)
 
 
 async def collect(
     pdnos: Sequence[str], fetch: Callable[[str], Awaitable[T]], concurrency: int
 ) -> Batch[T]:
-    """Run the whole batch and return it with both dicts in input order."""
-    done: Batch[T] = Batch()
-    outcomes = stream(pdnos, fetch, concurrency)
+    """Run the whole batch and return it with both dicts in input order.
+
+    The same worker pool as :func:`stream`, writing straight into the two dicts: no outcome
+    objects and no queue, since nobody consumes the outcomes one by one.
+    """
+    results: dict[str, T] = {}
+    errors: dict[str, KISError] = {}
+    pending = iter(pdnos)
+
+    async def work() -> None:
+        for pdno in pending:
+            try:
+                results[pdno] = await fetch(pdno)
+            except Exception as exc:
+                errors[pdno] = _error_of(exc, pdno)
+
+    workers = [asyncio.create_task(work()) for _ in range(min(concurrency, len(pdnos)))]
     try:
-        async for outcome in outcomes:
-            done.add(outcome)
+        await asyncio.gather(*workers)
     finally:
-        await outcomes.aclose()
+        await _stop(workers)
     ordered: Batch[T] = Batch()
     for pdno in pdnos:
-        if pdno in done.results:
-            ordered.results[pdno] = done.results[pdno]
+        if pdno in results:
+            ordered.results[pdno] = results[pdno]
         else:
-            ordered.errors[pdno] = done.errors[pdno]
+            ordered.errors[pdno] = errors[pdno]
     return ordered
 
 
-def _detached(error: KISError, pdno: str) -> KISError:
-    """This ticker's own copy of ``error``, free of the frames that raised it."""
-    mine = copy.copy(error)
-    if mine.pdno is None:
-        mine.pdno = pdno
-    return mine
+def _error_of(exc: Exception, pdno: str) -> KISError:
+    """The ticker's own error for ``exc``: a copy free of the frames that raised it, with the
+    ticker set; an exception that is not a :class:`KISError` is contained and logged."""
+    if isinstance(exc, KISError):
+        mine = copy.copy(exc)
+        if mine.pdno is None:
+            mine.pdno = pdno
+        return mine
+    log.warning("unexpected %s checking %s", type(exc).__name__, pdno)
+    return KISError(f"unexpected {type(exc).__name__}; please report it", pdno=pdno)
+
+
+async def _stop(workers: list[asyncio.Task[None]]) -> None:
+    """Cancel the workers still running and wait for them to unwind."""
+    for task in workers:
+        task.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)

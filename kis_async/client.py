@@ -130,6 +130,9 @@ class KISClient:
             "app_secret", app_secret, max_length=spec.APP_SECRET_MAX_LENGTH
         )
         self.account = validate.parse_account(account)
+        self._sellable_query = f"CANO={self.account.cano}&ACNT_PRDT_CD={self.account.product}&PDNO="
+        """inquire-psbl-sell's query less the ticker, encoded once: digits, then a ticker of
+        letters and digits, so nothing in it needs quoting."""
         self.base_url = validate.checked_base_url(base_url)
         self.custtype, self._corporate = _customer(custtype, corporate)
         self.rate_limit = validate.positive("rate_limit", rate_limit, at_most=_MAX_RATE)
@@ -442,7 +445,7 @@ class KISClient:
         response = await self._require_transport().get(
             spec.SELLABLE_PATH,
             tr_id=spec.SELLABLE_TR_ID,
-            params={"CANO": self.account.cano, "ACNT_PRDT_CD": self.account.product, "PDNO": pdno},
+            params=self._sellable_query + pdno,
             decode=lambda body: decode_sellable(body, pdno),
             pdno=pdno,
         )

@@ -202,6 +202,10 @@ class RedisPacer:
     def refusals(self) -> int:
         return self._refusals
 
+    def try_acquire(self) -> Ticket | None:
+        """Never at once: every slot is booked in Redis."""
+        return None
+
     async def acquire(self) -> Ticket:
         """Wait for this call's slot; raises if Redis stays down (fail closed) or the wait is
         longer than ``max_wait``."""

@@ -55,6 +55,9 @@ class Ticket(NamedTuple):
 class Pacer(Protocol):
     """What the transport needs from a pacer: leave in time, and hear about refusals."""
 
+    def try_acquire(self) -> Ticket | None:
+        """The ticket at once if a call may leave now and nobody is waiting; else ``None``."""
+
     async def acquire(self) -> Ticket:
         """Return once one more call may leave; the ticket names that departure."""
 
@@ -150,11 +153,19 @@ class Throttle:
     def refusals(self) -> int:
         return self._refusals
 
+    def try_acquire(self) -> Ticket | None:
+        """Leave now without awaiting anything, if the line is empty and the pace allows it."""
+        now = asyncio.get_running_loop().time()
+        if self._line.closed or (self._line.empty and self._due(now) <= 0):
+            return self._leave(now)
+        return None
+
     async def acquire(self) -> Ticket:
         """Wait in line, then until the pace lets one more call leave; cancellable."""
         loop = asyncio.get_running_loop()
-        if self._line.closed or (self._line.empty and self._due(loop.time()) <= 0):
-            return self._leave(loop.time())
+        ticket = self.try_acquire()
+        if ticket is not None:
+            return ticket
         async with self._line.turn():
             while True:
                 now = loop.time()

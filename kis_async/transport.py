@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar, cast
 
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import spec
 from .auth import TokenManager
@@ -90,7 +90,7 @@ class Transport:
             **(corporate.headers() if corporate is not None else {}),
         }
         self._corporate = corporate is not None
-        self._headers_for: dict[tuple[str, str], dict[str, str]] = {}
+        self._headers_for: dict[tuple[str, str], CIMultiDict[str]] = {}
         self.retries = 0
         """Tries repeated after a transient fault, over every call so far."""
         self._refused: AccountError | None = None
@@ -100,16 +100,19 @@ class Transport:
         path: str,
         *,
         tr_id: str,
-        params: Mapping[str, str],
+        params: Mapping[str, str] | str,
         decode: Callable[[bytes], E],
         pdno: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Response[E]:
-        """GET an API path and decode the answer; raises a :class:`~kis_async.KISError`."""
+        """GET an API path and decode the answer; raises a :class:`~kis_async.KISError`.
+
+        ``params`` is the query, as a mapping or a string already encoded.
+        """
         token = await self._tokens.get()
         retries = renewals = 0
         while True:
-            ticket = await self._pacer.acquire()
+            ticket = self._pacer.try_acquire() or await self._pacer.acquire()
             if self._refused is not None:
                 raise copy.copy(self._refused)
             reply = await self._wire.send(
@@ -159,8 +162,10 @@ class Transport:
         if base is None:
             if len(self._headers_for) > 8:
                 self._headers_for.clear()
-            base = self._static_headers | {"authorization": f"Bearer {token}", "tr_id": tr_id}
+            base = CIMultiDict(
+                {**self._static_headers, "authorization": f"Bearer {token}", "tr_id": tr_id}
+            )
             self._headers_for[token, tr_id] = base
         if self._corporate:
-            base = with_gt_uid(base)
+            return with_gt_uid(base) | dict(extra or {})
         return base if extra is None else {**base, **extra}
