@@ -80,8 +80,6 @@ _KRX_CODE = re.compile(r"[0-9][0-9A-Z]{5}")
 """What a cell of an unnamed ticker column looks like: a KRX short code (005930, 0080G0)."""
 _KRX_CODE_DIGITS = 6
 _HELP_WIDTH = 79
-_PROGRESS_STAGES = ("holdings: page", "asking KIS for an access token")
-"""Progress records that a terminal shows in its live line instead of as lines of their own."""
 
 log = logging.getLogger(__name__)
 
@@ -641,7 +639,11 @@ async def _held(client: KISClient, status: Status) -> list[str]:
 
 async def _check(client: KISClient, run: Run, status: Status, args: argparse.Namespace) -> None:
     """Check ``run.asked``, filing each outcome as it completes (and printing it, for
-    ``--json-lines``). Time spent waiting on KIS's token rule is kept apart from the pace."""
+    ``--json-lines``). Time spent waiting on KIS's token rule is kept apart from the pace.
+
+    A set-up mistake before any ticker succeeded stops the check there: the rest would fail
+    the same way, and some of them slowly (an unreachable Redis is ridden out for seconds per
+    call, one call at a time)."""
     status.start(len(run.asked))
     waited = status.waited
     start = time.perf_counter()
@@ -652,12 +654,21 @@ async def _check(client: KISClient, run: Run, status: Status, args: argparse.Nam
             if args.json_lines:
                 status.out(render.json_line(outcome) + "\n", sys.stdout)
             status.step()
+            if _hopeless(run, outcome.error):
+                break
     finally:
         await outcomes.aclose()
         run.elapsed = time.perf_counter() - start
         run.waited = status.waited - waited
         run.stats = client.stats
         status.stop()
+
+
+def _hopeless(run: Run, error: KISError | None) -> bool:
+    """Nothing has worked, and ``error`` says the set-up is wrong."""
+    if error is None or run.batch.results or run.setup is None:
+        return False
+    return render.setup_problem(error, run.setup) is not None
 
 
 def _show(args: argparse.Namespace, run: Run, status: Status) -> None:
@@ -668,11 +679,9 @@ def _show(args: argparse.Namespace, run: Run, status: Status) -> None:
         status.out(render.csv_text(run), sys.stdout)
     elif not args.json_lines:
         status.out(render.table(run), sys.stdout)
-    failure = render.setup_failure(run)
-    if failure is not None:
-        status.line(f"kis-async: error: {failure}")
-    elif run.failure is not None:
-        status.line(f"kis-async: error: cannot list the account's holdings: {run.failure}")
+    stopped = render.stopped(run)
+    if stopped is not None:
+        status.line(f"kis-async: error: {stopped}")
     else:
         status.note(render.summary(run))
 
@@ -729,7 +738,7 @@ def _configure_logging(verbosity: int, status: Status) -> None:
     root.handlers[:] = [render.LogLines(status)]
     root.setLevel(level)
     progress = logging.getLogger(cfg.PROGRESS_LOGGER)
-    progress.handlers[:] = [render.ProgressLog(status, stages=_PROGRESS_STAGES)]
+    progress.handlers[:] = [render.ProgressLog(status)]
     progress.setLevel(logging.INFO)
     progress.propagate = False
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import shutil
+import os
 import time
 import unicodedata
 from collections.abc import Mapping
@@ -46,6 +46,8 @@ _COLUMNS = ("ticker", "name", "held", "sold today", "sellable", "avg price", "no
 _CSV_FIELDS = (*SellableQuantity.__struct_fields__, "error")
 _TOKEN_ENDPOINT = "token endpoint: "
 """How :mod:`kis_async.verdict` starts the reason of a failure at the token endpoint."""
+_STAGES = ("holdings: page", "asking KIS for an access token")
+"""Progress records a terminal shows in its live line, passing, rather than as lines that stay."""
 _REDIS_FAILURES = ("shared pacer", "token store", "another process has held the token lock")
 """How :mod:`kis_async.redis_backend` starts the reason of a Redis failure."""
 ENVIRONMENT = "the environment"
@@ -177,12 +179,21 @@ def setup_failure(run: Run) -> str | None:
     return problem if not problems else None
 
 
+def stopped(run: Run) -> str | None:
+    """The one line saying what stopped the whole run, if something did: a set-up mistake
+    (:func:`setup_failure`), or a failure listing the account's holdings."""
+    failure = setup_failure(run)
+    if failure is None and run.failure is not None:
+        failure = f"cannot list the account's holdings: {printable(str(run.failure))}"
+    return failure
+
+
 def table(run: Run) -> str:
     """Aligned columns (Hangul counts two cells wide), then the failures with their reasons.
 
     No header when there is no row under it. Tickers that failed for one set-up mistake are one
     line, not one line each; when that is every ticker, the table is empty (stderr says it)."""
-    if setup_failure(run) is not None:
+    if stopped(run) is not None:
         return ""
     out = io.StringIO()
     results = [run.batch.results[p] for p in run.done if p in run.batch.results]
@@ -232,7 +243,8 @@ def _aligned(rows: list[list[str]]) -> str:
 
 def json_document(run: Run) -> str:
     """One JSON document: results (exact decimals as strings), errors, and a summary whose
-    ``setup_error`` is the one line to fix when a set-up mistake stopped the run."""
+    ``error`` is the line saying what stopped the run, if something did (see :func:`stopped`).
+    """
     done = run.done
     batch = run.batch
     document: dict[str, Any] = {
@@ -246,7 +258,7 @@ def json_document(run: Run) -> str:
             "interrupted": run.interrupted,
             "elapsed_s": round(run.elapsed, 3),
             "waited_s": round(run.waited, 3),
-            "setup_error": setup_failure(run),
+            "error": stopped(run),
         },
     }
     return msgspec.json.encode(document).decode()
@@ -331,6 +343,7 @@ class Status:
         """A line that stays, even under ``-q``: errors."""
         self._clear()
         self.stream.write(text + "\n")
+        self.stream.flush()
         self._draw()
 
     def out(self, text: str, stream: TextIO) -> None:
@@ -350,8 +363,10 @@ class Status:
             self.note(text)
 
     def start(self, total: int) -> None:
-        """From here the live line is a bar over ``total`` tickers."""
+        """From here the live line is a bar over ``total`` tickers (and the stages of the
+        check itself, such as asking for a token, until the first ticker is done)."""
         self._total, self._done, self._start = total, 0, time.perf_counter()
+        self._stage = ""
         self._draw()
 
     def step(self) -> None:
@@ -366,12 +381,8 @@ class Status:
 
     def _draw(self) -> None:
         if not self.live:
-            self.stream.flush()
             return
-        text = self._bar() if self._total is not None else self._stage
-        columns = shutil.get_terminal_size().columns - 1
-        while _width(text) > columns:
-            text = text[:-1]
+        text = _clipped(self._bar() if self._total is not None else self._stage, self._columns())
         pad = " " * max(0, self._shown - _width(text))
         self.stream.write("\r" + text + pad)
         self._shown = _width(text) + len(pad)
@@ -380,7 +391,16 @@ class Status:
     def _clear(self) -> None:
         if self._shown:
             self.stream.write("\r" + " " * self._shown + "\r")
+            self.stream.flush()
             self._shown = 0
+
+    def _columns(self) -> int:
+        """The terminal's width, less one so the line never wraps (80 if it will not say)."""
+        try:
+            columns = os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            columns = 0
+        return (columns or 80) - 1
 
     def _bar(self) -> str:
         total, done = self._total or 0, self._done
@@ -408,20 +428,20 @@ class LogLines(logging.Handler):
 
 class ProgressLog(logging.Handler):
     """The library's progress logger (:data:`kis_async.config.PROGRESS_LOGGER`) shown as each
-    record arrives: a record whose message starts with one of ``stages`` goes to the live line
-    (on a terminal; elsewhere it is a line too), every other one (waits, the pace changing) is a
-    line that stays. A wait on the token rule ("waiting N s: ...") is added to ``waited``."""
+    record arrives: a stage (asking for a token, a page of holdings) goes to the live line on a
+    terminal and is a line elsewhere; every other record (a wait, the pace changing) is a line
+    that stays, so a new kind of record is never hidden. A wait on the token rule ("waiting N s:
+    ...") is added to :attr:`Status.waited`."""
 
-    def __init__(self, status: Status, *, stages: tuple[str, ...]) -> None:
+    def __init__(self, status: Status) -> None:
         super().__init__()
         self.status = status
-        self.stages = stages
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = printable(record.getMessage())
             self.status.waited += _announced_wait(record)
-            if text.startswith(self.stages):
+            if text.startswith(_STAGES):
                 self.status.stage(text)
             else:
                 self.status.note(text)
@@ -456,6 +476,13 @@ def _error_record(pdno: str, error: KISError) -> dict[str, Any]:
 
 def _money(value: Decimal) -> str:
     return f"{value:,.0f}" if value == value.to_integral_value() else f"{value:,.2f}"
+
+
+def _clipped(text: str, columns: int) -> str:
+    """``text`` cut to fit ``columns`` terminal cells."""
+    while text and _width(text) > columns:
+        text = text[:-1]
+    return text
 
 
 def _width(text: str) -> int:
