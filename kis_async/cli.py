@@ -364,6 +364,8 @@ def _number(text: str) -> float:
 
 
 def _check_command(args: argparse.Namespace, status: Status) -> int:
+    """Everything a user can get wrong is checked here, before any request: the variables,
+    the tickers, the client's arguments."""
     values, origin = _environment(args.env_file, status)
     settings = _settings(values, origin)
     pdnos = _tickers(args, status)
@@ -503,6 +505,8 @@ def _decoded(data: bytes, name: str) -> str:
 
 
 def _codes(text: str, name: str, status: Status) -> list[str]:
+    """A plain list (one code a line, ``#`` comments, a lone header line skipped), or a CSV
+    when the first line has a comma, tab or semicolon in it."""
     lines = [line for line in text.splitlines() if line.strip()]
     lines = [line for line in lines if not line.lstrip().startswith("#")]
     if not lines:
@@ -591,6 +595,8 @@ async def _signals(flow: Awaitable[None], run: Run) -> None:
 async def _checked(
     client: KISClient, holdings: bool, run: Run, status: Status, args: argparse.Namespace
 ) -> None:
+    """``check``: the tickers asked, plus every position held with ``--holdings``. A failure
+    listing the holdings is kept in ``run.failure`` to be shown, not raised as a traceback."""
     async with client:
         if holdings:
             try:
