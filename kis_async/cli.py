@@ -1,34 +1,87 @@
 """The ``kis-async`` command: a bulk sellable check from the shell, or against the simulator.
 
-This module is parsing and flow; :mod:`kis_async.render` draws the results. Results go to stdout
-(a table, ``--json`` or ``--csv``); progress, the summary and logs go to stderr. Exit status:
-0 every ticker checked, 1 some failed, 2 usage or configuration error, 130 interrupted (what was
-done so far is still printed). Credentials come only from the environment or an ``--env-file``,
-never from flags, which leak into shell history and ``ps``.
+This module is parsing and flow; :mod:`kis_async.render` decides how a run is shown. Results go
+to stdout (a table, ``--json``, ``--csv`` or ``--json-lines`` as each ticker completes); notes,
+progress, the summary and logs go to stderr. Credentials come only from the environment or an
+``--env-file``, never from flags, which leak into shell history and ``ps``.
+
+No input a user can type ends in a traceback (``-vv`` adds one to an internal error). A mistake
+in the set-up (a missing or refused credential, a refused account, an unreachable host or
+Redis) is one line naming what to fix, however many tickers it stopped. Exit statuses are
+:data:`EXIT_STATUSES`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
+import importlib.util
+import io
 import logging
+import math
 import os
+import re
+import signal
 import sys
+import textwrap
 import time
-from collections.abc import Sequence
+import traceback
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
-from . import config as cfg
-from . import render, spec
-from .batch import Batch
-from .client import KISClient
-from .render import Run
-from .simulator import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_SECRET, Simulator, SimulatorConfig
-from .validate import normalize_pdnos
+from dotenv import dotenv_values
+from yarl import URL
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-_CODE_COLUMNS = ("pdno", "종목코드", "ticker", "code")
+from . import __version__, render, spec
+from . import config as cfg
+from .client import KISClient
+from .errors import KISError
+from .render import Run, Setup, Status
+from .simulator import (
+    DEMO_ACCOUNT,
+    DEMO_APP_KEY,
+    DEMO_APP_SECRET,
+    UNKNOWN_TICKERS,
+    Simulator,
+    SimulatorConfig,
+)
+from .validate import normalize_pdnos, parse_account
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_BUG, EXIT_INTERRUPTED, EXIT_PIPE, EXIT_TERMINATED = 70, 130, 141, 143
+EXIT_STATUSES = {
+    EXIT_OK: "every ticker checked (the demo: it ran as designed)",
+    EXIT_FAILED: "some tickers failed, or KIS answered in a way that could not be used",
+    EXIT_USAGE: "usage or set-up error, in one line naming what to fix",
+    EXIT_BUG: "a bug in kis-async: please report it (-vv shows the traceback)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); what was done so far is still printed",
+    EXIT_PIPE: "stdout was closed early (e.g. piped into head)",
+    EXIT_TERMINATED: "terminated (SIGTERM); what was done so far is still printed",
+}
+
+_ENV_HELP = {
+    cfg.ENV_APP_KEY: "the appkey KIS Developers issued (required)",
+    cfg.ENV_APP_SECRET: "its appsecret (required; never printed)",
+    cfg.ENV_ACCOUNT: "the account number, 12345678-01 (required)",
+    cfg.ENV_BASE_URL: f"the API host (default {spec.REAL_HOST}); a simulator's URL to try things",
+    cfg.ENV_REDIS_URL: "redis://host:port/db: share one token and one call budget with every "
+    "process on this appkey (needs the redis extra)",
+}
+_KEYWORD_VARIABLES = dict(zip(("app_key", "app_secret", "account"), cfg.REQUIRED, strict=True)) | {
+    keyword: name for name, keyword in cfg.OPTIONAL.items()
+}
+"""Which variable fills which :class:`KISClient` argument, to name it when a value is refused."""
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_HEADER_NAMES = ("pdno", "종목코드", "종목번호", "단축코드", "ticker", "code", "symbol")
+"""Header cells that name the ticker column of a CSV, compared lower-cased."""
+_KRX_CODE = re.compile(r"[0-9][0-9A-Z]{5}")
+"""What a cell of an unnamed ticker column looks like: a KRX short code (005930, 0080G0)."""
+_KRX_CODE_DIGITS = 6
+_HELP_WIDTH = 79
+
+log = logging.getLogger(__name__)
 
 
 class UsageError(Exception):
@@ -38,82 +91,182 @@ class UsageError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``kis-async`` and ``python -m kis_async``; returns the exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    verbosity = args.verbose + args.sub_verbose - args.quiet - args.sub_quiet
+    status = Status(sys.stderr, live=verbosity >= 0 and sys.stderr.isatty(), quiet=verbosity < 0)
+    _configure_logging(verbosity, status)
     try:
-        if args.command == "simulator":
-            return _serve(args)
-        run = Run(asked=[], batch=Batch())
-        try:
-            asyncio.run(_run(args, run))
-        except KeyboardInterrupt:
-            run.interrupted = True
-            _render(args, run)
-            return EXIT_INTERRUPTED
-        _render(args, run)
-        return EXIT_FAILED if run.batch.errors else EXIT_OK
-    except (UsageError, ValueError, TypeError) as exc:
-        print(f"kis-async: error: {exc}", file=sys.stderr)
+        return _dispatch(args, status)
+    except UsageError as exc:
+        status.line(f"kis-async: error: {exc}")
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        status.line("kis-async: interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_PIPE
+    except Exception as exc:
+        status.line(f"kis-async: internal error: {type(exc).__name__}: {exc}")
+        if verbosity >= 2:
+            status.line(traceback.format_exc().rstrip())
+        else:
+            status.line("kis-async: run again with -vv for the traceback, and please report it")
+        return EXIT_BUG
+
+
+def _dispatch(args: argparse.Namespace, status: Status) -> int:
+    if args.command == "simulator":
+        return _serve(args, status)
+    if args.command == "demo":
+        run = Run(asked=[])
+        return _execute(args, status, run, _demo(args, run, status))
+    return _check_command(args, status)
+
+
+# -- parsing ---------------------------------------------------------------------------------------
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kis-async",
         description="How many shares of each holding can be sold right now (KIS 매도가능수량조회).",
+        epilog=_environment_help() + "\n\n" + _exit_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _verbosity_flags(parser, suffix="")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    common = argparse.ArgumentParser(add_help=False)
+    _verbosity_flags(common, suffix="sub_")
     output = argparse.ArgumentParser(add_help=False)
     form = output.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="one JSON document on stdout")
     form.add_argument("--csv", action="store_true", help="CSV on stdout")
+    form.add_argument(
+        "--json-lines",
+        action="store_true",
+        help="one JSON object per ticker on stdout as each completes (errors too)",
+    )
 
     check = commands.add_parser(
         "check",
-        parents=[output],
-        help="check tickers with the credentials in KIS_APP_KEY/KIS_APP_SECRET/KIS_ACCOUNT",
+        parents=[common, output],
+        help="check tickers with your KIS credentials",
+        description=_paragraph(
+            "Check how many shares of each ticker can be sold now, with the "
+            "credentials in the environment (or --env-file)."
+        ),
+        epilog=_environment_help() + "\n\n" + _exit_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("pdnos", nargs="*", metavar="PDNO", help="ticker codes, e.g. 005930")
     check.add_argument(
         "--holdings", action="store_true", help="check every position of the account"
     )
-    check.add_argument("--file", type=Path, help="a list (one code a line, # comments) or a CSV")
     check.add_argument(
-        "--env-file", type=Path, help="KEY=VALUE lines filling unset KIS_* variables"
+        "--file",
+        metavar="PATH",
+        help="tickers from a file ('-' for stdin): one code a line (# comments), or a CSV "
+        "(UTF-8 or Excel's CP949) with a pdno/종목코드 column",
     )
-    check.add_argument("--rate", type=float, default=spec.CALLS_PER_SECOND, help="calls/s limit")
+    check.add_argument(
+        "--env-file",
+        type=Path,
+        metavar="PATH",
+        help="a .env file (KEY=VALUE, # comments, quotes, export) for the KIS_* variables; "
+        "a variable set in the environment wins over the file",
+    )
+    check.add_argument(
+        "--rate",
+        type=_rate,
+        default=float(spec.CALLS_PER_SECOND),
+        help="calls per second at most (default: %(default)g, KIS's limit for real accounts)",
+    )
 
     demo = commands.add_parser(
-        "demo", parents=[output], help="the same check against the embedded simulator"
+        "demo",
+        parents=[common, output],
+        help="the same check against the embedded simulator; no credentials needed",
+        description=_paragraph(
+            "List a sample account's ~190 positions and check each against the "
+            "embedded KIS simulator, at the real call limit. Two of the tickers are unknown on "
+            "purpose, to show how failures look; they do not make the demo fail."
+        ),
+        epilog=_exit_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    demo.add_argument("--rate", type=float, default=spec.CALLS_PER_SECOND, help="calls/s limit")
-    demo.add_argument("--latency", type=float, default=0.03, help="simulated seconds per call")
+    demo.add_argument(
+        "--rate",
+        type=_rate,
+        default=float(spec.CALLS_PER_SECOND),
+        help="calls per second, for the client and the simulated gateway (default: %(default)g)",
+    )
+    demo.add_argument(
+        "--latency",
+        type=_seconds,
+        default=0.03,
+        help="simulated seconds per answer (default: %(default)g)",
+    )
 
-    sim = commands.add_parser("simulator", help="serve the KIS simulator for your own bots")
-    sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8943)
-    sim.add_argument(
-        "--rate", type=int, default=spec.CALLS_PER_SECOND, help="calls/s the gateway enforces"
+    _simulator_parser(commands, common)
+    return parser
+
+
+def _verbosity_flags(parser: argparse.ArgumentParser, *, suffix: str) -> None:
+    """``-v``/``-q`` before the command and again after it: both counts are added up."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        dest=f"{suffix}verbose",
+        action="count",
+        default=0,
+        help="more on stderr: -v library INFO logs, -vv DEBUG logs (and a bug's traceback)",
     )
-    sim.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
-    sim.add_argument("--jitter", type=float, default=0.0, help="+/- seconds on the latency")
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        dest=f"{suffix}quiet",
+        action="count",
+        default=0,
+        help="only the results (and errors): no notes, progress or summary",
+    )
+
+
+def _simulator_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    sim = commands.add_parser(
+        "simulator",
+        parents=[common],
+        help="serve the KIS simulator for your own bots",
+        description="Serve the embedded KIS simulator on HTTP until Ctrl-C or SIGTERM; point "
+        "KIS_BASE_URL at it and use the demo credentials it prints.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    sim.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sim.add_argument("--port", type=_port, default=8943, help="port to listen on (0: any)")
+    sim.add_argument(
+        "--rate", type=_calls, default=spec.CALLS_PER_SECOND, help="calls/s the gateway admits"
+    )
+    sim.add_argument("--latency", type=_seconds, default=0.0, help="seconds per answer")
+    sim.add_argument("--jitter", type=_seconds, default=0.0, help="+/- seconds on the latency")
     sim.add_argument(
         "--request-latency",
-        type=float,
+        type=_seconds,
         default=0.0,
         help="seconds each call takes to reach the gateway, before it is counted",
     )
     sim.add_argument(
-        "--request-jitter", type=float, default=0.0, help="+/- seconds on the request latency"
+        "--request-jitter",
+        type=_seconds,
+        default=0.0,
+        help="+/- seconds on the request latency",
     )
     sim.add_argument(
         "--background-rate",
-        type=float,
+        type=_seconds,
         default=0.0,
         help="calls/s another program makes on the same appkey",
     )
@@ -124,42 +277,344 @@ def _parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--fixed-window-offset",
-        type=float,
+        type=_seconds,
         default=None,
         help="count the limit in fixed seconds starting this offset after the first call",
     )
     sim.add_argument("--seed", type=int, default=None, help="seed for jitter and faults")
-    return parser
 
 
-async def _run(args: argparse.Namespace, run: Run) -> None:
-    if args.command == "demo":
-        await _demo(args, run)
-        return
-    if args.env_file is not None:
-        _load_env_file(args.env_file)
-    pdnos = list(args.pdnos) + (_read_codes(args.file) if args.file is not None else [])
-    if not pdnos and not args.holdings:
+def _environment_help() -> str:
+    rows = {name: _ENV_HELP[name] for name in cfg.ALL}
+    return "environment (a variable set here wins over --env-file):\n" + _table(rows)
+
+
+def _exit_help() -> str:
+    return "exit status:\n" + _table({str(code): text for code, text in EXIT_STATUSES.items()})
+
+
+def _table(rows: dict[str, str]) -> str:
+    """Name/text rows for an epilog, wrapped under the text column (argparse leaves epilogs
+    alone with the raw formatter, which the layout needs)."""
+    indent = " " * (max(map(len, rows)) + 4)
+    return "\n".join(
+        textwrap.fill(
+            text,
+            _HELP_WIDTH,
+            initial_indent=f"  {name:<{len(indent) - 2}}",
+            subsequent_indent=indent,
+        )
+        for name, text in rows.items()
+    )
+
+
+def _paragraph(text: str) -> str:
+    return textwrap.fill(text, _HELP_WIDTH)
+
+
+def _rate(text: str) -> float:
+    """A ``--rate``: calls per second, finite, above zero, at most what a client accepts."""
+    value = _number(text)
+    if not 0 < value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"{text!r}: calls per second, above 0 and at most 1e6")
+    return value
+
+
+def _calls(text: str) -> int:
+    """The simulator's limit: whole calls per second, at least one."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of calls per second") from None
+    if not 1 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"{text!r}: calls per second, from 1 to 1000000")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A duration or rate that may be zero: finite and not negative."""
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must not be negative")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: a port number, 0 to 65535")
+    return value
+
+
+def _number(text: str) -> float:
+    """A finite float: ``inf`` and ``nan`` parse as floats, and then break every use of them."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: a finite number")
+    return value
+
+
+# -- what to check, and with what ------------------------------------------------------------------
+
+
+def _check_command(args: argparse.Namespace, status: Status) -> int:
+    """Everything a user can get wrong is checked here, before any request: the variables,
+    the tickers, the client's arguments."""
+    values, origin = _environment(args.env_file, status)
+    settings = _settings(values, origin)
+    pdnos = _tickers(args, status)
+    client = _client(settings, args.rate, origin)
+    setup = Setup(
+        base_url=client.base_url,
+        account=client.account.masked(),
+        redis_url=_shown_url(settings.options.get("redis_url")),
+        origin=origin,
+    )
+    run = Run(asked=pdnos, setup=setup)
+    return _execute(args, status, run, _checked(client, args.holdings, run, status, args))
+
+
+def _environment(env_file: Path | None, status: Status) -> tuple[dict[str, str], dict[str, str]]:
+    """The ``KIS_*`` values in force, and where each was set (the environment, or the file).
+
+    A variable set (and not empty) in the environment wins over the file: a one-off
+    ``KIS_BASE_URL=... kis-async check --env-file .env`` works, as with docker compose and
+    python-dotenv's own ``load_dotenv``. When the two differ, a note says which was used.
+    """
+    values = {name: os.environ[name] for name in cfg.ALL if os.environ.get(name, "").strip()}
+    origin = dict.fromkeys(values, render.ENVIRONMENT)
+    if env_file is None:
+        return values, origin
+    for name, value in _read_env_file(env_file).items():
+        if name not in cfg.ALL:
+            if name.startswith("KIS_"):
+                status.note(f"{env_file}: {name} is not a kis-async variable; ignored")
+            continue
+        if value is None or not value.strip():
+            continue
+        if name in values:
+            if values[name] != value:
+                status.note(f"{name}: the environment's value wins over {env_file}'s")
+            continue
+        values[name] = value
+        origin[name] = str(env_file)
+    return values, origin
+
+
+def _read_env_file(path: Path) -> dict[str, str | None]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise UsageError(f"cannot read env file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"env file {path} is not UTF-8 text") from None
+    return dict(dotenv_values(stream=io.StringIO(text)))
+
+
+def _settings(values: dict[str, str], origin: dict[str, str]) -> cfg.Settings:
+    try:
+        settings = cfg.from_environ(values)
+    except ValueError as exc:
+        raise UsageError(f"{exc} (see kis-async check --help)") from None
+    redis_url = settings.options.get("redis_url")
+    if redis_url is not None:
+        _check_redis(redis_url, render.where(cfg.ENV_REDIS_URL, origin))
+    return settings
+
+
+def _check_redis(url: str, where: str) -> None:
+    """Refuse a Redis URL that cannot work before a client is built around it."""
+    if not url.startswith(_REDIS_SCHEMES):
+        raise UsageError(f"{where} must start with redis://, rediss:// or unix://")
+    if importlib.util.find_spec("redis") is None:
+        raise UsageError(
+            f"{where} is set, but the redis package is not installed: "
+            "pip install redis (from a checkout: .venv/bin/pip install -e '.[redis]'), "
+            f"or unset {cfg.ENV_REDIS_URL}"
+        )
+
+
+def _client(settings: cfg.Settings, rate: float, origin: dict[str, str]) -> KISClient:
+    """The client, or a :class:`UsageError` naming the variable whose value was refused."""
+    try:
+        return KISClient(
+            settings.app_key,
+            settings.app_secret,
+            settings.account,
+            rate_limit=rate,
+            **settings.options,  # type: ignore[arg-type]
+        )
+    except (ValueError, TypeError) as exc:
+        message = str(exc)
+        for keyword, name in _KEYWORD_VARIABLES.items():
+            if message.startswith(f"{keyword} "):
+                raise UsageError(f"{render.where(name, origin)}: {message}") from None
+        raise UsageError(message) from None
+
+
+def _shown_url(url: str | None) -> str | None:
+    """A Redis URL fit to print: no password."""
+    if url is None:
+        return None
+    with contextlib.suppress(ValueError):
+        parsed = URL(url)
+        if parsed.password:
+            return str(parsed.with_password("***"))
+    return url
+
+
+def _tickers(args: argparse.Namespace, status: Status) -> list[str]:
+    codes = list(args.pdnos)
+    if args.file is not None:
+        codes += _read_codes(args.file, status)
+    if not codes and not args.holdings:
         raise UsageError("no tickers: give PDNO arguments, --file or --holdings")
-    run.asked = normalize_pdnos(pdnos)
-    async with KISClient.from_env(rate_limit=args.rate) as client:
-        if args.holdings:
-            run.asked = normalize_pdnos([*run.asked, *await _held(client)])
-        await _check(client, run)
+    try:
+        return normalize_pdnos(codes)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
-async def _held(client: KISClient) -> list[str]:
-    held = await client.held_tickers()
-    _note(f"holdings: {len(held)} positions held")
-    return held
+def _read_codes(source: str, status: Status) -> list[str]:
+    """The tickers in a file (or stdin for ``-``): a plain list, or a CSV column."""
+    if source == "-":
+        if sys.stdin.isatty():
+            status.note("reading tickers from stdin, one a line; end with Ctrl-D")
+        name, data = "stdin", sys.stdin.buffer.read()
+    else:
+        name = source
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {source}: {exc.strerror}") from None
+    return _codes(_decoded(data, name), name, status)
 
 
-async def _demo(args: argparse.Namespace, run: Run) -> None:
+def _decoded(data: bytes, name: str) -> str:
+    """UTF-8 (a BOM is fine), else CP949: what Korean Excel writes as "CSV (쉼표로 분리)"."""
+    for encoding in ("utf-8-sig", "cp949"):
+        with contextlib.suppress(UnicodeDecodeError):
+            return data.decode(encoding)
+    raise UsageError(f"{name} is neither UTF-8 nor CP949 text")
+
+
+def _codes(text: str, name: str, status: Status) -> list[str]:
+    """A plain list (one code a line, ``#`` comments, a lone header line skipped), or a CSV
+    when the first line has a comma, tab or semicolon in it."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.lstrip().startswith("#")]
+    if not lines:
+        return []
+    first = lines[0].split("#", 1)[0]
+    delimiter = next((d for d in (",", "\t", ";") if d in first), None)
+    if delimiter is None:
+        codes = [line.split("#", 1)[0].strip() for line in lines]
+        if codes[0].lower() in _HEADER_NAMES:
+            codes = codes[1:]
+        return codes
+    rows = [[cell.strip() for cell in row] for row in csv.reader(lines, delimiter=delimiter)]
+    return _csv_codes(rows, name, status)
+
+
+def _csv_codes(rows: list[list[str]], name: str, status: Status) -> list[str]:
+    """The ticker column: the one its header names, else the first whose cells look like
+    tickers. Codes Excel stripped of their leading zeros (5930) get them back."""
+    header = [cell.lower() for cell in rows[0]]
+    named = next((header.index(n) for n in _HEADER_NAMES if n in header), None)
+    if named is not None:
+        codes = [row[named] for row in rows[1:] if len(row) > named and row[named]]
+        if not codes:
+            raise UsageError(f"{name}: no tickers under '{rows[0][named]}'")
+        padded = [c.zfill(_KRX_CODE_DIGITS) if c.isdigit() else c for c in codes]
+        status.note(f"{name}: tickers from column {named + 1} ('{rows[0][named]}')")
+        restored = sum(a != b for a, b in zip(codes, padded, strict=True))
+        if restored:
+            status.note(f"{name}: {restored} code(s) had lost their leading zeros; restored")
+        return padded
+    if len(rows) == 1:
+        return [cell for cell in rows[0] if cell]
+    for column in range(max(map(len, rows))):
+        cells = [row[column].upper() for row in rows if len(row) > column and row[column]]
+        looks = [bool(_KRX_CODE.fullmatch(cell)) for cell in cells]
+        if len(looks) > 1 and all(looks[1:]):
+            status.note(
+                f"{name}: no pdno/종목코드 header; tickers from column {column + 1}, "
+                "whose cells look like tickers"
+            )
+            return cells if looks[0] else cells[1:]
+    raise UsageError(
+        f"{name}: no column of tickers; name one pdno or 종목코드 (header: {', '.join(rows[0])})"
+    )
+
+
+# -- running ---------------------------------------------------------------------------------------
+
+
+def _execute(args: argparse.Namespace, status: Status, run: Run, flow: Awaitable[None]) -> int:
+    """Run ``flow``, then show what it did, however it ended; return the exit status."""
+    try:
+        asyncio.run(_signals(flow, run))
+    except KeyboardInterrupt:
+        run.interrupted = True
+    except asyncio.CancelledError:
+        if not run.interrupted:
+            raise
+    finally:
+        status.stop()
+    _show(args, run, status)
+    if run.interrupted:
+        return EXIT_TERMINATED if run.terminated else EXIT_INTERRUPTED
+    failure = render.setup_failure(run)
+    if failure is not None:
+        return EXIT_USAGE
+    unexpected = set(run.batch.errors) - run.expected
+    return EXIT_FAILED if unexpected or run.failure is not None else EXIT_OK
+
+
+async def _signals(flow: Awaitable[None], run: Run) -> None:
+    """``flow``, stopped by SIGTERM as Ctrl-C stops it: cancelled, with what was done kept."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+
+    def terminate() -> None:
+        run.interrupted = run.terminated = True
+        if task is not None:
+            task.cancel()
+
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows' loop
+        loop.add_signal_handler(signal.SIGTERM, terminate)
+    await flow
+
+
+async def _checked(
+    client: KISClient, holdings: bool, run: Run, status: Status, args: argparse.Namespace
+) -> None:
+    """``check``: the tickers asked, plus every position held with ``--holdings``. A failure
+    listing the holdings is kept in ``run.failure`` to be shown, not raised as a traceback."""
+    async with client:
+        if holdings:
+            try:
+                held = await _held(client, status)
+            except KISError as exc:
+                log.debug("listing the holdings failed", exc_info=True)
+                run.failure = exc
+                return
+            run.asked = normalize_pdnos([*run.asked, *held])
+        await _check(client, run, status, args)
+
+
+async def _demo(args: argparse.Namespace, run: Run, status: Status) -> None:
     config = SimulatorConfig(
-        rate_limit=int(args.rate), latency=args.latency, jitter=args.latency / 3
+        rate_limit=math.ceil(args.rate), latency=args.latency, jitter=args.latency / 3
     )
     async with Simulator(config) as sim:
-        _note(
+        status.note(
             f"demo: embedded KIS simulator at {sim.url}, {config.rate_limit} calls/s, "
             f"{args.latency * 1000:.0f} ms latency; checking every position of the account"
         )
@@ -171,74 +626,78 @@ async def _demo(args: argparse.Namespace, run: Run) -> None:
             rate_limit=args.rate,
             token_cache=None,
         )
+        run.setup = Setup(base_url=sim.url, account=parse_account(DEMO_ACCOUNT).masked())
         async with client:
-            run.asked = normalize_pdnos(await _held(client))
-            await _check(client, run)
-        _note(
+            run.asked = normalize_pdnos(await _held(client, status))
+            run.expected = UNKNOWN_TICKERS & set(run.asked)
+            await _check(client, run, status, args)
+        status.note(
             f"simulator saw {sim.stats.calls} calls, {sim.stats.rejected} rejected, at most "
             f"{sim.stats.max_window} in any 1 s window; {sim.stats.token_issuances} token issued"
         )
 
 
-async def _check(client: KISClient, run: Run) -> None:
-    progress = render.Progress(len(run.asked)) if sys.stderr.isatty() else None
+async def _held(client: KISClient, status: Status) -> list[str]:
+    held = await client.held_tickers()
+    status.note(f"holdings: {len(held)} positions held; checking them")
+    return held
+
+
+async def _check(client: KISClient, run: Run, status: Status, args: argparse.Namespace) -> None:
+    """Check ``run.asked``, filing each outcome as it completes (and printing it, for
+    ``--json-lines``). Time spent waiting on KIS's token rule is kept apart from the pace.
+
+    A set-up mistake before any ticker succeeded stops the check there: the rest would fail
+    the same way, and some of them slowly (an unreachable Redis is ridden out for seconds per
+    call, one call at a time)."""
+    status.start(len(run.asked))
+    waited = status.waited
     start = time.perf_counter()
     outcomes = client.iter_sellable(run.asked)
     try:
         async for outcome in outcomes:
             run.batch.add(outcome)
-            if progress is not None:
-                progress.step()
+            if args.json_lines:
+                status.out(render.json_line(outcome) + "\n", sys.stdout)
+            status.step()
+            if _hopeless(run, outcome.error):
+                break
     finally:
         await outcomes.aclose()
         run.elapsed = time.perf_counter() - start
+        run.waited = status.waited - waited
         run.stats = client.stats
-        if progress is not None:
-            progress.close()
+        status.stop()
 
 
-def _render(args: argparse.Namespace, run: Run) -> None:
+def _hopeless(run: Run, error: KISError | None) -> bool:
+    """Nothing has worked, and ``error`` says the set-up is wrong."""
+    if error is None or run.batch.results or run.setup is None:
+        return False
+    return render.setup_problem(error, run.setup) is not None
+
+
+def _show(args: argparse.Namespace, run: Run, status: Status) -> None:
+    """The results on stdout, then on stderr the one set-up line, or the summary."""
     if args.json:
-        sys.stdout.write(render.json_document(run) + "\n")
+        status.out(render.json_document(run) + "\n", sys.stdout)
     elif args.csv:
-        sys.stdout.write(render.csv_text(run))
+        status.out(render.csv_text(run), sys.stdout)
+    elif not args.json_lines:
+        status.out(render.table(run), sys.stdout)
+    stopped = render.stopped(run)
+    if stopped is not None:
+        status.line(f"kis-async: error: {stopped}")
     else:
-        sys.stdout.write(render.table(run))
-    _note(render.summary(run))
+        status.note(render.summary(run))
 
 
-def _read_codes(path: Path) -> list[str]:
-    """A plain list (one code a line, ``#`` comments) or a CSV with a pdno/종목코드 column."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
-    lines = [line for line in lines if line]
-    if not lines or "," not in lines[0]:
-        return lines
-    rows = list(csv.reader(lines))
-    header = [cell.strip().lower() for cell in rows[0]]
-    column = next((header.index(name) for name in _CODE_COLUMNS if name in header), None)
-    if column is None:
-        raise UsageError(f"{path}: CSV has no pdno/종목코드 column (header: {', '.join(header)})")
-    return [row[column] for row in rows[1:] if len(row) > column and row[column].strip()]
+# -- the simulator server --------------------------------------------------------------------------
 
 
-def _load_env_file(path: Path) -> None:
-    """Fill unset ``KIS_*`` variables from ``KEY=VALUE`` lines; the environment wins."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise UsageError(f"cannot read env file {path}: {exc.strerror}") from None
-    for line in lines:
-        key, sep, value = line.strip().removeprefix("export ").partition("=")
-        key = key.strip()
-        if sep and key in cfg.ALL and not os.environ.get(key):
-            os.environ[key] = value.strip().strip("'\"")
+def _serve(args: argparse.Namespace, status: Status) -> int:
+    """Serve until Ctrl-C or SIGTERM, then close cleanly; both are a normal way to stop."""
 
-
-def _serve(args: argparse.Namespace) -> int:
     async def serve() -> None:
         config = SimulatorConfig(
             rate_limit=args.rate,
@@ -251,13 +710,18 @@ def _serve(args: argparse.Namespace) -> int:
             fixed_window_offset=args.fixed_window_offset,
             seed=args.seed,
         )
+        stop = asyncio.Event()
+        with contextlib.suppress(NotImplementedError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         async with Simulator(config, host=args.host, port=args.port) as sim:
-            _note(f"KIS simulator on {sim.url} ({config.rate_limit} calls/s); Ctrl-C stops it")
-            _note(f"  export {cfg.ENV_BASE_URL}={sim.url} {cfg.ENV_ACCOUNT}={DEMO_ACCOUNT}")
-            _note(
+            status.note(
+                f"KIS simulator on {sim.url} ({config.rate_limit} calls/s); Ctrl-C stops it"
+            )
+            status.note(f"  export {cfg.ENV_BASE_URL}={sim.url} {cfg.ENV_ACCOUNT}={DEMO_ACCOUNT}")
+            status.note(
                 f"  export {cfg.ENV_APP_KEY}={DEMO_APP_KEY} {cfg.ENV_APP_SECRET}={DEMO_APP_SECRET}"
             )
-            await asyncio.Event().wait()
+            await stop.wait()
 
     try:
         asyncio.run(serve())
@@ -268,5 +732,25 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _note(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+# -- the terminal ----------------------------------------------------------------------------------
+
+
+def _configure_logging(verbosity: int, status: Status) -> None:
+    """Library logs at the level ``-v``/``-q`` ask for; the progress logger always, as it
+    starts, through ``status`` (which hides it under ``-q`` and keeps the bar intact)."""
+    levels = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}
+    level = logging.DEBUG if verbosity >= 2 else levels.get(verbosity, logging.ERROR)
+    root = logging.getLogger()
+    root.handlers[:] = [render.LogLines(status)]
+    root.setLevel(level)
+    progress = logging.getLogger(cfg.PROGRESS_LOGGER)
+    progress.handlers[:] = [render.ProgressLog(status)]
+    progress.setLevel(logging.INFO)
+    progress.propagate = False
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so the exit-time flush stays quiet."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())

@@ -1,30 +1,74 @@
-"""How the command line shows a run: a table, JSON or CSV on stdout; progress on a terminal.
+"""How the command line shows a run: the results on stdout, and stderr as a person reads it.
+
+- stdout: an aligned table, ``--json``, ``--csv``, or ``--json-lines`` (one object per ticker as
+  it completes, flushed at once, so a pipe sees each row when it happens).
+- stderr: :class:`Status`. Notes and log lines stay; on a terminal one live line under them
+  shows the stage under way (asking for a token, reading holdings pages) and then a progress bar.
+- A mistake in the set-up (credentials, token, account, connection, Redis) is not shown once per
+  ticker: :func:`setup_problem` turns it into one line naming what to fix.
 
 Text that came from the server (names, messages) is shown with its control characters replaced,
 so an answer cannot move the cursor, retitle the terminal or hide a line. JSON escapes them by
-itself.
+itself. Nothing here ever sees the appsecret or the token.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import sys
+import logging
+import os
 import time
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TextIO
 
 import msgspec
 
-from .batch import Batch
+from . import config as cfg
+from . import spec
+from .batch import Batch, Outcome
 from .client import ClientStats
-from .errors import APIError, KISError
+from .errors import (
+    AccountError,
+    APIError,
+    AuthError,
+    KISError,
+    RequestTimeout,
+    TokenCacheError,
+    TransportError,
+)
 from .models import SellableQuantity
 
 _COLUMNS = ("ticker", "name", "held", "sold today", "sellable", "avg price", "now", "P/L %")
 _CSV_FIELDS = (*SellableQuantity.__struct_fields__, "error")
+_TOKEN_ENDPOINT = "token endpoint: "
+"""How :mod:`kis_async.verdict` starts the reason of a failure at the token endpoint."""
+_STAGES = ("holdings: page", "asking KIS for an access token")
+"""Progress records a terminal shows in its live line, passing, rather than as lines that stay."""
+_REDIS_FAILURES = ("shared pacer", "token store", "another process has held the token lock")
+"""How :mod:`kis_async.redis_backend` starts the reason of a Redis failure."""
+ENVIRONMENT = "the environment"
+"""The origin of a variable that was not read from an env file."""
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """What a set-up mistake's message may name: where the client pointed, and where each
+    variable was set (:data:`ENVIRONMENT` or an env file's path). Never a secret."""
+
+    base_url: str
+    account: str
+    """Masked: ``50****56-01``."""
+    redis_url: str | None = None
+    """Without its password."""
+    origin: Mapping[str, str] = field(default_factory=dict)
+
+    def var(self, name: str) -> str:
+        """The variable ``name`` as a message names it: see :func:`where`."""
+        return where(name, self.origin)
 
 
 @dataclass(slots=True)
@@ -32,11 +76,21 @@ class Run:
     """What a check produced so far: the tickers asked, in order, and the batch filling up."""
 
     asked: list[str]
-    batch: Batch[SellableQuantity]
+    batch: Batch[SellableQuantity] = field(default_factory=Batch)
+    setup: Setup | None = None
     elapsed: float = 0.0
+    """Seconds the check of ``asked`` took (listing the holdings is not part of it)."""
+    waited: float = 0.0
+    """Seconds of ``elapsed`` spent waiting on KIS's one-token-a-minute rule."""
     interrupted: bool = False
+    terminated: bool = False
+    """Stopped by SIGTERM (``interrupted`` is set too)."""
     stats: ClientStats | None = None
     """The client's pace and refusals at the end, when a client ran."""
+    expected: frozenset[str] = frozenset()
+    """Tickers whose failure is part of the show (the demo's unknown tickers)."""
+    failure: KISError | None = None
+    """What stopped the run before any ticker was checked (listing the holdings failed)."""
 
     @property
     def done(self) -> list[str]:
@@ -45,43 +99,152 @@ class Run:
         return [p for p in self.asked if p in batch.results or p in batch.errors]
 
 
+def setup_problem(error: KISError, setup: Setup) -> str | None:
+    """One line naming what to fix, when ``error`` is about the set-up rather than a ticker:
+    credentials or token refused, account refused, token cache unsafe, host or Redis
+    unreachable, token endpoint broken. ``None`` for an error about one ticker, or a fault
+    of KIS's that the user cannot fix."""
+    if isinstance(error, TokenCacheError):
+        return error.reason
+    if isinstance(error, AccountError):
+        return (
+            f"KIS refused account {setup.account} ({error.msg_cd or error.rt_cd}): check "
+            f"{setup.var(cfg.ENV_ACCOUNT)} is the account registered with this appkey"
+        )
+    if isinstance(error, AuthError):
+        return _auth_problem(error, setup)
+    if isinstance(error, TransportError):
+        return _transport_problem(error, setup)
+    return None
+
+
+def _auth_problem(error: AuthError, setup: Setup) -> str:
+    code = error.msg_cd or error.rt_cd
+    said = printable(error.msg1.strip())
+    if error.msg_cd == spec.BAD_APPKEY:
+        return f"KIS refused the appkey ({code}): check {setup.var(cfg.ENV_APP_KEY)}"
+    if error.msg_cd == spec.BAD_APPSECRET:
+        return f"KIS refused the appkey/appsecret ({code}): check {setup.var(cfg.ENV_APP_SECRET)}"
+    if error.msg_cd == spec.TOKEN_ISSUE_TOO_SOON:
+        return (
+            f"KIS issues one token a minute per appkey and refused another ({code}): another "
+            "program on this appkey may have just had one issued; run again in a minute"
+        )
+    if error.msg_cd in spec.STALE_TOKEN_CODES:
+        return f"KIS refused the access tokens it issued ({code} {said}): run again in a minute"
+    return (
+        f"KIS refused the token request ({code} {said}): check "
+        f"{setup.var(cfg.ENV_APP_KEY)} and {setup.var(cfg.ENV_APP_SECRET)}"
+    )
+
+
+def _transport_problem(error: TransportError, setup: Setup) -> str | None:
+    reason = printable(error.reason)
+    if setup.redis_url is not None and reason.startswith(_REDIS_FAILURES):
+        return (
+            f"Redis at {setup.redis_url}: {reason}: check {setup.var(cfg.ENV_REDIS_URL)} "
+            "and that redis-server is running there"
+        )
+    detail = reason.removeprefix(_TOKEN_ENDPOINT)
+    host = setup.var(cfg.ENV_BASE_URL)
+    if isinstance(error, RequestTimeout):
+        return f"no answer from {setup.base_url} ({detail}): check {host} and your network"
+    if error.status is None and not detail.startswith("the KISClient was closed"):
+        return f"cannot reach {setup.base_url} ({detail}): check {host} and your network"
+    if reason.startswith(_TOKEN_ENDPOINT):
+        return (
+            f"{setup.base_url} answered the token request without a token ({detail}): check "
+            f"{host} is the KIS API host ({spec.REAL_HOST}), or KIS may be under maintenance"
+        )
+    return None
+
+
+def where(name: str, origin: Mapping[str, str]) -> str:
+    """``KIS_ACCOUNT``, or ``KIS_ACCOUNT (in .env)`` when an env file set it: what to fix."""
+    source = origin.get(name, ENVIRONMENT)
+    return name if source == ENVIRONMENT else f"{name} (in {source})"
+
+
+def setup_failure(run: Run) -> str | None:
+    """The one line that stands for the whole run when a set-up mistake stopped it: listing
+    the holdings failed for one, or every ticker failed for the same one and none succeeded."""
+    if run.setup is None or run.interrupted:
+        return None
+    if run.failure is not None:
+        return setup_problem(run.failure, run.setup)
+    if run.batch.results or not run.batch.errors:
+        return None
+    problems = {setup_problem(error, run.setup) for error in run.batch.errors.values()}
+    problem = problems.pop()
+    return problem if not problems else None
+
+
+def stopped(run: Run) -> str | None:
+    """The one line saying what stopped the whole run, if something did: a set-up mistake
+    (:func:`setup_failure`), or a failure listing the account's holdings."""
+    failure = setup_failure(run)
+    if failure is None and run.failure is not None:
+        failure = f"cannot list the account's holdings: {printable(str(run.failure))}"
+    return failure
+
+
 def table(run: Run) -> str:
-    """Aligned columns (Hangul counts two cells wide), then the failures with their reasons."""
-    rows = [list(_COLUMNS)]
+    """Aligned columns (Hangul counts two cells wide), then the failures with their reasons.
+
+    No header when there is no row under it. Tickers that failed for one set-up mistake are one
+    line, not one line each; when that is every ticker, the table is empty (stderr says it)."""
+    if stopped(run) is not None:
+        return ""
+    out = io.StringIO()
+    results = [run.batch.results[p] for p in run.done if p in run.batch.results]
+    if results:
+        out.write(_aligned([list(_COLUMNS), *map(_row, results)]))
+    per_ticker: list[str] = []
+    grouped: dict[str, int] = {}
     for pdno in run.done:
-        q = run.batch.results.get(pdno)
-        if q is not None:
-            rows.append(
-                [
-                    q.pdno,
-                    printable(q.prdt_name),
-                    f"{q.cblc_qty:,}",
-                    f"{q.sll_qty:,}",
-                    f"{q.ord_psbl_qty:,}",
-                    _money(q.pchs_avg_pric),
-                    _money(q.now_pric),
-                    f"{q.evlu_pfls_rt:+.2f}",
-                ]
-            )
-    widths = [max(_width(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+        error = run.batch.errors.get(pdno)
+        if error is None:
+            continue
+        problem = setup_problem(error, run.setup) if run.setup is not None else None
+        if problem is None:
+            per_ticker.append(f"  {pdno:<12}  {type(error).__name__}: {printable(error.reason)}\n")
+        else:
+            grouped[problem] = grouped.get(problem, 0) + 1
+    if per_ticker:
+        out.write(f"\nfailed ({len(per_ticker)}):\n" + "".join(per_ticker))
+    for problem, count in grouped.items():
+        out.write(f"\nnot checked ({count}): {problem}\n")
+    return out.getvalue().lstrip("\n")
+
+
+def _row(q: SellableQuantity) -> list[str]:
+    return [
+        q.pdno,
+        printable(q.prdt_name),
+        f"{q.cblc_qty:,}",
+        f"{q.sll_qty:,}",
+        f"{q.ord_psbl_qty:,}",
+        _money(q.pchs_avg_pric),
+        _money(q.now_pric),
+        f"{q.evlu_pfls_rt:+.2f}",
+    ]
+
+
+def _aligned(rows: list[list[str]]) -> str:
+    widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
     out = io.StringIO()
     for n, row in enumerate(rows):
         cells = [_pad(cell, widths[i], left=i < 2) for i, cell in enumerate(row)]
         out.write("  ".join(cells).rstrip() + "\n")
         if n == 0:
             out.write("  ".join("-" * w for w in widths) + "\n")
-    errors = run.batch.errors
-    if errors:
-        out.write(f"\nfailed ({len(errors)}):\n")
-        for pdno in run.done:
-            error = errors.get(pdno)
-            if error is not None:
-                out.write(f"  {pdno:<12}  {type(error).__name__}: {printable(error.reason)}\n")
     return out.getvalue()
 
 
 def json_document(run: Run) -> str:
-    """One JSON document: results (exact decimals as strings), errors, and a summary."""
+    """One JSON document: results (exact decimals as strings), errors, and a summary whose
+    ``error`` is the line saying what stopped the run, if something did (see :func:`stopped`).
+    """
     done = run.done
     batch = run.batch
     document: dict[str, Any] = {
@@ -94,9 +257,19 @@ def json_document(run: Run) -> str:
             "failed": len(batch.errors),
             "interrupted": run.interrupted,
             "elapsed_s": round(run.elapsed, 3),
+            "waited_s": round(run.waited, 3),
+            "error": stopped(run),
         },
     }
     return msgspec.json.encode(document).decode()
+
+
+def json_line(outcome: Outcome[SellableQuantity]) -> str:
+    """One ticker as one line of JSON: the result's fields, or ``pdno``, ``error`` (the
+    exception's class) and ``message``."""
+    if outcome.error is not None:
+        return msgspec.json.encode(_error_record(outcome.pdno, outcome.error)).decode()
+    return msgspec.json.encode(outcome.result).decode()
 
 
 def csv_text(run: Run) -> str:
@@ -116,14 +289,22 @@ def csv_text(run: Run) -> str:
 
 
 def summary(run: Run) -> str:
-    """The one-line account of the run for stderr."""
+    """The one-line account of the run for stderr. The rate leaves out time spent waiting on
+    KIS's token rule, which says nothing about the pace, and the summary says how long that was.
+    """
     checked = len(run.done)
-    rate = checked / run.elapsed if run.elapsed else 0.0
-    head = "interrupted: " if run.interrupted else ""
-    line = (
-        f"{head}{checked} of {len(run.asked)} tickers checked in {run.elapsed:.1f} s "
-        f"({rate:.1f}/s): {len(run.batch.results)} ok, {len(run.batch.errors)} failed"
-    )
+    head = "terminated: " if run.terminated else "interrupted: " if run.interrupted else ""
+    line = f"{head}{checked} of {len(run.asked)} tickers checked in {run.elapsed:.1f} s"
+    busy = run.elapsed - run.waited
+    if run.waited >= 0.05:
+        line += f", {run.waited:.1f} s of it waiting for KIS's one-token-a-minute rule"
+    if checked and busy > 0:
+        line += f" ({checked / busy:.1f}/s{' while checking' if run.waited >= 0.05 else ''})"
+    failed = len(run.batch.errors)
+    line += f": {len(run.batch.results)} ok, {failed} failed"
+    on_purpose = len(run.expected & set(run.batch.errors))
+    if on_purpose:
+        line += f" ({on_purpose} on purpose: the demo asks about tickers no exchange lists)"
     stats = run.stats
     if stats is not None and stats.learned:
         line += (
@@ -133,35 +314,157 @@ def summary(run: Run) -> str:
     return line
 
 
-class Progress:
-    """A one-line progress bar on a terminal's stderr: done/total, rate, ETA."""
+class Status:
+    """stderr as a person reads it: lines that stay, and on a terminal one live line below them.
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr) -> None:
-        self.total = total
-        self.done = 0
-        self.start = time.perf_counter()
+    The live line shows the stage under way, then a bar (done/total, rate, ETA). Every other
+    write, a line here or a row on stdout when stdout is the same terminal, clears it first and
+    draws it again after, so nothing is garbled. ``quiet`` drops notes but not :meth:`line`
+    (errors). ``waited`` adds up the waits on KIS's token rule announced so far.
+    """
+
+    def __init__(self, stream: TextIO, *, live: bool = False, quiet: bool = False) -> None:
         self.stream = stream
+        self.live = live and not quiet
+        self.quiet = quiet
+        self.waited = 0.0
+        self._shown = 0
+        self._stage = ""
+        self._total: int | None = None
+        self._done = 0
+        self._start = 0.0
+
+    def note(self, text: str) -> None:
+        """A line that stays, unless ``-q``."""
+        if not self.quiet:
+            self.line(text)
+
+    def line(self, text: str) -> None:
+        """A line that stays, even under ``-q``: errors."""
+        self._clear()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+        self._draw()
+
+    def out(self, text: str, stream: TextIO) -> None:
+        """Results on ``stream`` (stdout), flushed now so a pipe sees them as they come."""
+        if self._shown and stream.isatty():
+            self._clear()
+        stream.write(text)
+        stream.flush()
+        self._draw()
+
+    def stage(self, text: str) -> None:
+        """What is under way: the live line on a terminal, else a note."""
+        if self.live:
+            self._stage = text
+            self._draw()
+        else:
+            self.note(text)
+
+    def start(self, total: int) -> None:
+        """From here the live line is a bar over ``total`` tickers (and the stages of the
+        check itself, such as asking for a token, until the first ticker is done)."""
+        self._total, self._done, self._start = total, 0, time.perf_counter()
+        self._stage = ""
+        self._draw()
 
     def step(self) -> None:
-        self.done += 1
-        elapsed = time.perf_counter() - self.start
-        rate = self.done / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - self.done) / rate if rate else 0.0
-        filled = int(30 * self.done / self.total) if self.total else 30
-        bar = "#" * filled + "." * (30 - filled)
-        self.stream.write(f"\r[{bar}] {self.done}/{self.total}  {rate:5.1f}/s  ETA {eta:4.0f} s")
+        self._done += 1
+        self._draw()
+
+    def stop(self) -> None:
+        """Take the live line away (the bar, the stage) before the results are shown."""
+        self._clear()
+        self._total = None
+        self._stage = ""
+
+    def _draw(self) -> None:
+        if not self.live:
+            return
+        text = _clipped(self._bar() if self._total is not None else self._stage, self._columns())
+        pad = " " * max(0, self._shown - _width(text))
+        self.stream.write("\r" + text + pad)
+        self._shown = _width(text) + len(pad)
         self.stream.flush()
 
-    def close(self) -> None:
-        self.stream.write("\r" + " " * 70 + "\r")
-        self.stream.flush()
+    def _clear(self) -> None:
+        if self._shown:
+            self.stream.write("\r" + " " * self._shown + "\r")
+            self.stream.flush()
+            self._shown = 0
+
+    def _columns(self) -> int:
+        """The terminal's width, less one so the line never wraps (80 if it will not say)."""
+        try:
+            columns = os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            columns = 0
+        return (columns or 80) - 1
+
+    def _bar(self) -> str:
+        total, done = self._total or 0, self._done
+        elapsed = time.perf_counter() - self._start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = f"ETA {(total - done) / rate:4.0f} s" if rate else self._stage
+        filled = int(30 * done / total) if total else 30
+        return f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{total}  {rate:5.1f}/s  {eta}"
 
 
-def printable(text: str) -> str:
-    """``text`` with every control or format character (ESC, CR, BiDi overrides...) as ``?``."""
+class LogLines(logging.Handler):
+    """Library log records as lines through :class:`Status`, so they never tear the bar."""
+
+    def __init__(self, status: Status) -> None:
+        super().__init__()
+        self.status = status
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.status.line(printable(self.format(record), keep="\n"))
+        except Exception:
+            self.handleError(record)
+
+
+class ProgressLog(logging.Handler):
+    """The library's progress logger (:data:`kis_async.config.PROGRESS_LOGGER`) shown as each
+    record arrives: a stage (asking for a token, a page of holdings) goes to the live line on a
+    terminal and is a line elsewhere; every other record (a wait, the pace changing) is a line
+    that stays, so a new kind of record is never hidden. A wait on the token rule ("waiting N s:
+    ...") is added to :attr:`Status.waited`."""
+
+    def __init__(self, status: Status) -> None:
+        super().__init__()
+        self.status = status
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = printable(record.getMessage())
+            self.status.waited += _announced_wait(record)
+            if text.startswith(_STAGES):
+                self.status.stage(text)
+            else:
+                self.status.note(text)
+        except Exception:
+            self.handleError(record)
+
+
+def _announced_wait(record: logging.LogRecord) -> float:
+    """Seconds a ``"waiting %.0f s: ..."`` record announces, else 0."""
+    args = record.args
+    if str(record.msg).startswith("waiting %") and isinstance(args, tuple) and args:
+        first = args[0]
+        if isinstance(first, int | float):
+            return float(first)
+    return 0.0
+
+
+def printable(text: str, *, keep: str = "") -> str:
+    """``text`` with every control or format character (ESC, CR, BiDi overrides...) as ``?``,
+    except the characters in ``keep``."""
     if text.isprintable():
         return text
-    return "".join(ch if ch.isprintable() or ch == " " else "?" for ch in text)
+    return "".join(ch if ch.isprintable() or ch == " " or ch in keep else "?" for ch in text)
 
 
 def _error_record(pdno: str, error: KISError) -> dict[str, Any]:
@@ -173,6 +476,13 @@ def _error_record(pdno: str, error: KISError) -> dict[str, Any]:
 
 def _money(value: Decimal) -> str:
     return f"{value:,.0f}" if value == value.to_integral_value() else f"{value:,.2f}"
+
+
+def _clipped(text: str, columns: int) -> str:
+    """``text`` cut to fit ``columns`` terminal cells."""
+    while text and _width(text) > columns:
+        text = text[:-1]
+    return text
 
 
 def _width(text: str) -> int:
