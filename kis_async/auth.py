@@ -112,6 +112,7 @@ class TokenIssuer:
                     progress.info(
                         "waiting %.0f s: KIS says a token was issued under a minute ago",
                         self._interval,
+                        extra={"wait_s": self._interval},
                     )
                     await self._retry.sleep(self._interval)
                 case Retry() if retries < self._retry.max_retries:
@@ -277,9 +278,13 @@ class TokenManager:
     async def _issue_new(self) -> Token:
         wait = self._last_issued + self._interval - self._clock()
         if wait > 0:
-            progress.info("waiting %.0f s: KIS issues one token a minute per appkey", wait)
+            progress.info(
+                "waiting %.0f s: KIS issues one token a minute per appkey",
+                wait,
+                extra={"wait_s": wait},
+            )
             await asyncio.sleep(wait)
-        progress.info("asking KIS for an access token")
+        progress.info("asking KIS for an access token", extra={"stage": "token"})
         token = await self._issue()
         self.issued += 1
         self._failure = None

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import contextlib
 import csv
-import importlib.util
 import io
 import logging
 import math
@@ -68,12 +67,15 @@ _ENV_HELP = {
     cfg.ENV_BASE_URL: f"the API host (default {spec.REAL_HOST}); a simulator's URL to try things",
     cfg.ENV_REDIS_URL: "redis://host:port/db: share one token and one call budget with every "
     "process on this appkey (needs the redis extra)",
+    cfg.ENV_PERSONALSECKEY: "a corporate customer's 고객식별키 (custtype B; never printed)",
+    cfg.ENV_PHONE_NUMBER: "corporate: the member's mobile number, digits only",
+    cfg.ENV_IP_ADDR: "corporate: the member's public IP address",
+    cfg.ENV_MAC_ADDRESS: "corporate, optional: a 12-hex-digit MAC address",
 }
 _KEYWORD_VARIABLES = dict(zip(("app_key", "app_secret", "account"), cfg.REQUIRED, strict=True)) | {
     keyword: name for name, keyword in cfg.OPTIONAL.items()
 }
 """Which variable fills which :class:`KISClient` argument, to name it when a value is refused."""
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _HEADER_NAMES = ("pdno", "종목코드", "종목번호", "단축코드", "ticker", "code", "symbol")
 """Header cells that name the ticker column of a CSV, compared lower-cased."""
 _KRX_CODE = re.compile(r"[0-9][0-9A-Z]{5}")
@@ -373,7 +375,7 @@ def _check_command(args: argparse.Namespace, status: Status) -> int:
     setup = Setup(
         base_url=client.base_url,
         account=client.account.masked(),
-        redis_url=_shown_url(settings.options.get("redis_url")),
+        redis_url=_shown_url(_text(settings.options.get("redis_url"))),
         origin=origin,
     )
     run = Run(asked=pdnos, setup=setup)
@@ -417,27 +419,17 @@ def _read_env_file(path: Path) -> dict[str, str | None]:
     return dict(dotenv_values(stream=io.StringIO(text)))
 
 
+def _text(option: object) -> str | None:
+    """A string option of the settings, or ``None`` when it is not set."""
+    return option if isinstance(option, str) else None
+
+
 def _settings(values: dict[str, str], origin: dict[str, str]) -> cfg.Settings:
     try:
         settings = cfg.from_environ(values)
     except ValueError as exc:
         raise UsageError(f"{exc} (see kis-async check --help)") from None
-    redis_url = settings.options.get("redis_url")
-    if redis_url is not None:
-        _check_redis(redis_url, render.where(cfg.ENV_REDIS_URL, origin))
     return settings
-
-
-def _check_redis(url: str, where: str) -> None:
-    """Refuse a Redis URL that cannot work before a client is built around it."""
-    if not url.startswith(_REDIS_SCHEMES):
-        raise UsageError(f"{where} must start with redis://, rediss:// or unix://")
-    if importlib.util.find_spec("redis") is None:
-        raise UsageError(
-            f"{where} is set, but the redis package is not installed: "
-            "pip install redis (from a checkout: .venv/bin/pip install -e '.[redis]'), "
-            f"or unset {cfg.ENV_REDIS_URL}"
-        )
 
 
 def _client(settings: cfg.Settings, rate: float, origin: dict[str, str]) -> KISClient:

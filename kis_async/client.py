@@ -71,6 +71,7 @@ DEFAULT_TOKEN_CACHE: Final = _DefaultTokenCache()
 """``token_cache=DEFAULT_TOKEN_CACHE`` keeps the token in the per-user cache file."""
 
 _MAX_CONCURRENCY = 1024
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _MAX_RATE = 1_000_000.0
 
 
@@ -182,7 +183,6 @@ class KISClient:
     async def __aenter__(self) -> KISClient:
         if self._wire is not None and not self._wire.closed:
             raise RuntimeError("this KISClient is already open")
-        self._wire = Wire(self.base_url, timeout=self.timeout, connections=self.max_concurrency)
         pacer: Pacer
         store: TokenStore | None
         if self._redis_url is not None:
@@ -200,6 +200,7 @@ class KISClient:
         else:
             pacer = Throttle(self.rate_limit, margin=self.pace_margin)
             store = FileTokenStore(self._token_cache) if self._token_cache else None
+        self._wire = Wire(self.base_url, timeout=self.timeout, connections=self.max_concurrency)
         issuer = TokenIssuer(
             self._wire,
             app_key=self._app_key,
@@ -415,9 +416,16 @@ class KISClient:
             type=BalancePage,
             max_pages=max_pages,
         )
+        number = 0
         async for page in pages:
+            number += 1
             positions.extend(page.output1)
-            progress.info("holdings: %d positions read", len(positions))
+            progress.info(
+                "holdings: page %d read, %d positions so far",
+                number,
+                len(positions),
+                extra={"stage": "holdings"},
+            )
         return positions
 
     async def held_tickers(self) -> list[str]:
@@ -507,10 +515,11 @@ def _token_cache(
 def _checked_redis_url(redis_url: str | None) -> str | None:
     if redis_url is None:
         return None
-    if not isinstance(redis_url, str) or not redis_url.strip():
-        raise ValueError("redis_url must be a redis:// URL or None")
+    if not isinstance(redis_url, str) or not redis_url.strip().startswith(_REDIS_SCHEMES):
+        raise ValueError("redis_url must be a redis://, rediss:// or unix:// URL, or None")
     if importlib.util.find_spec("redis") is None:
         raise ValueError(
-            "redis_url needs the redis package: pip install redis (or this package's redis extra)"
+            "redis_url is set, but the redis package is not installed: pip install redis "
+            "(from a checkout: pip install -e '.[redis]')"
         )
     return redis_url.strip()

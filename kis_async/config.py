@@ -34,7 +34,9 @@ ALL: Final = (*REQUIRED, *OPTIONAL, *CORPORATE)
 PROGRESS_LOGGER: Final = "kis_async.progress"
 """The logger (at INFO) for waits and stages a person should hear about as they start: the
 one-token-a-minute wait, another process's token lock, pages of holdings, the pace changing.
-The CLI shows it on stderr; a bot may attach a handler of its own."""
+The CLI shows it on stderr; a bot may attach a handler of its own. A record of a stage carries
+``stage`` (``"token"`` or ``"holdings"``); a record of a wait of known length carries
+``wait_s``."""
 
 
 class Settings(NamedTuple):

@@ -91,11 +91,23 @@ class RateLimitError(APIError):
 
 
 class TransportError(KISError):
-    """No usable answer arrived: the connection failed, or a proxy sent a non-KIS error page."""
+    """No usable answer arrived: the connection failed, or a proxy sent a non-KIS error page.
 
-    def __init__(self, reason: str, *, status: int | None = None, pdno: str | None = None) -> None:
+    ``source`` says what could not be reached: ``"api"`` (an API call), ``"token"`` (the token
+    endpoint) or ``"redis"`` (the shared pacer or token store).
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        pdno: str | None = None,
+        source: str = "api",
+    ) -> None:
         super().__init__(reason, pdno=pdno)
         self.status = status
+        self.source = source
 
 
 class RequestTimeout(TransportError):

@@ -120,7 +120,7 @@ async def _through_outage(
         if attempt < retries:
             log.info("%s unreachable (%s); trying again", what, failure)
             await _OUTAGE.sleep(_OUTAGE.delay(attempt))
-    raise TransportError(f"{what} unreachable ({failure})")
+    raise TransportError(f"{what} unreachable ({failure})", source="redis")
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,7 +370,9 @@ class RedisTokenStore:
             if acquired:
                 break
             if waited >= self._lock_wait:
-                raise TransportError("another process has held the token lock too long")
+                raise TransportError(
+                    "another process has held the token lock too long", source="redis"
+                )
             log.warning(
                 "waiting %.0f s for another process's token lock (a crashed holder's lock "
                 "expires after %.0f s)",

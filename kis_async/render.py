@@ -46,9 +46,7 @@ _COLUMNS = ("ticker", "name", "held", "sold today", "sellable", "avg price", "no
 _CSV_FIELDS = (*SellableQuantity.__struct_fields__, "error")
 _TOKEN_ENDPOINT = "token endpoint: "
 """How :mod:`kis_async.verdict` starts the reason of a failure at the token endpoint."""
-_STAGES = ("holdings: page", "asking KIS for an access token")
 """Progress records a terminal shows in its live line, passing, rather than as lines that stay."""
-_REDIS_FAILURES = ("shared pacer", "token store", "another process has held the token lock")
 """How :mod:`kis_async.redis_backend` starts the reason of a Redis failure."""
 ENVIRONMENT = "the environment"
 """The origin of a variable that was not read from an env file."""
@@ -140,7 +138,7 @@ def _auth_problem(error: AuthError, setup: Setup) -> str:
 
 def _transport_problem(error: TransportError, setup: Setup) -> str | None:
     reason = printable(error.reason)
-    if setup.redis_url is not None and reason.startswith(_REDIS_FAILURES):
+    if error.source == "redis":
         return (
             f"Redis at {setup.redis_url}: {reason}: check {setup.var(cfg.ENV_REDIS_URL)} "
             "and that redis-server is running there"
@@ -151,7 +149,7 @@ def _transport_problem(error: TransportError, setup: Setup) -> str | None:
         return f"no answer from {setup.base_url} ({detail}): check {host} and your network"
     if error.status is None and not detail.startswith("the KISClient was closed"):
         return f"cannot reach {setup.base_url} ({detail}): check {host} and your network"
-    if reason.startswith(_TOKEN_ENDPOINT):
+    if error.source == "token":
         return (
             f"{setup.base_url} answered the token request without a token ({detail}): check "
             f"{host} is the KIS API host ({spec.REAL_HOST}), or KIS may be under maintenance"
@@ -430,8 +428,9 @@ class ProgressLog(logging.Handler):
     """The library's progress logger (:data:`kis_async.config.PROGRESS_LOGGER`) shown as each
     record arrives: a stage (asking for a token, a page of holdings) goes to the live line on a
     terminal and is a line elsewhere; every other record (a wait, the pace changing) is a line
-    that stays, so a new kind of record is never hidden. A wait on the token rule ("waiting N s:
-    ...") is added to :attr:`Status.waited`."""
+    that stays, so a new kind of record is never hidden. A record's ``stage`` and ``wait_s``
+    (see :data:`kis_async.config.PROGRESS_LOGGER`) say which is which, and a wait is added to
+    :attr:`Status.waited`."""
 
     def __init__(self, status: Status) -> None:
         super().__init__()
@@ -440,23 +439,13 @@ class ProgressLog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = printable(record.getMessage())
-            self.status.waited += _announced_wait(record)
-            if text.startswith(_STAGES):
+            self.status.waited += float(getattr(record, "wait_s", 0.0))
+            if getattr(record, "stage", None) is not None:
                 self.status.stage(text)
             else:
                 self.status.note(text)
         except Exception:
             self.handleError(record)
-
-
-def _announced_wait(record: logging.LogRecord) -> float:
-    """Seconds a ``"waiting %.0f s: ..."`` record announces, else 0."""
-    args = record.args
-    if str(record.msg).startswith("waiting %") and isinstance(args, tuple) and args:
-        first = args[0]
-        if isinstance(first, int | float):
-            return float(first)
-    return 0.0
 
 
 def printable(text: str, *, keep: str = "") -> str:

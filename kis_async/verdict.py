@@ -105,18 +105,20 @@ def classify(
     """Judge one attempt. ``status`` is 0 when no answer arrived (``outcome`` is then the
     exception). ``token_endpoint`` marks tokenP, where every refusal is an :class:`AuthError`."""
     where = "token endpoint: " if token_endpoint else ""
+    source = "token" if token_endpoint else "api"
     if isinstance(outcome, TooLarge):
         reason = f"{where}HTTP {status} answer larger than {outcome.limit} bytes: not KIS's"
-        return Fail(TransportError(reason, status=status, pdno=pdno))
+        return Fail(TransportError(reason, status=status, pdno=pdno, source=source))
     if isinstance(outcome, BaseException) and not isinstance(outcome, DecodeError):
-        return _no_answer(outcome, where, pdno)
+        return _no_answer(outcome, where, source, pdno)
     if 300 <= status < 400:
         reason = f"{where}HTTP {status} redirect refused: kis_async only talks to base_url"
-        return Fail(TransportError(reason, status=status, pdno=pdno))
+        return Fail(TransportError(reason, status=status, pdno=pdno, source=source))
     if isinstance(outcome, DecodeError):
         if status < 400:
             return Fail(outcome)
-        page = TransportError(f"{where}HTTP {status} without a KIS body", status=status, pdno=pdno)
+        reason = f"{where}HTTP {status} without a KIS body"
+        page = TransportError(reason, status=status, pdno=pdno, source=source)
         return Retry(page, retry_after) if status >= 500 or status == 429 else Fail(page)
     if outcome.rt_cd == spec.RT_OK and status < 400:
         return Ok()
@@ -161,15 +163,17 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def _no_answer(exc: BaseException, where: str, pdno: str | None) -> Verdict:
+def _no_answer(exc: BaseException, where: str, source: str, pdno: str | None) -> Verdict:
     """A request that got no answer. The message names what failed, never anything from the
     request (its headers hold the appsecret and the token)."""
     if isinstance(exc, Closed):
         return Fail(TransportError("the KISClient was closed before this call", pdno=pdno))
     if isinstance(exc, TimeoutError):
-        return Retry(RequestTimeout(f"{where}no answer within the request timeout", pdno=pdno))
+        reason = f"{where}no answer within the request timeout"
+        return Retry(RequestTimeout(reason, pdno=pdno, source=source))
     if isinstance(exc, aiohttp.ClientError):
-        reason = getattr(exc, "os_error", None) or exc
-        error = TransportError(f"{where}{type(exc).__name__}: {reason}", pdno=pdno)
+        cause = getattr(exc, "os_error", None) or exc
+        error = TransportError(f"{where}{type(exc).__name__}: {cause}", pdno=pdno, source=source)
         return Retry(error) if isinstance(exc, _RETRYABLE_CONNECTION_ERRORS) else Fail(error)
-    return Fail(TransportError(f"{where}request failed: {type(exc).__name__}", pdno=pdno))
+    reason = f"{where}request failed: {type(exc).__name__}"
+    return Fail(TransportError(reason, pdno=pdno, source=source))

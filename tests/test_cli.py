@@ -248,7 +248,11 @@ async def test_redis_url_without_the_redis_package_says_how_to_install_it(
         ),
         (["check", "005930"], {"KIS_ACCOUNT": "1234-5678"}, "KIS_ACCOUNT: account must look like"),
         (["check", "005930"], {"KIS_BASE_URL": "ftp://x"}, "KIS_BASE_URL: base_url must be"),
-        (["check", "005930"], {"KIS_REDIS_URL": "localhost:6379"}, "KIS_REDIS_URL must start"),
+        (
+            ["check", "005930"],
+            {"KIS_REDIS_URL": "localhost:6379"},
+            "KIS_REDIS_URL: redis_url must be a redis://",
+        ),
         (["check", "005930", "bad!"], {}, "'bad!'"),
         (["check"], {}, "no tickers"),
         (["check", "--file", "/nonexistent/list.txt"], {}, "cannot read /nonexistent/list.txt"),
@@ -444,7 +448,7 @@ async def test_env_file_names_itself_and_the_environment_wins(
     env_file.write_text(f"KIS_ACCOUNT={DEMO_ACCOUNT}\nKIS_APP_SECRET=wrong\nKIS_REDIS_URL=x\n")
     no_secret = {k: v for k, v in creds.items() if k != "KIS_APP_SECRET"}
     result = await cli("check", "005930", "--env-file", str(env_file), env=no_secret)
-    assert_one_clean_line(result, f"KIS_REDIS_URL (in {env_file}) must start with redis://")
+    assert_one_clean_line(result, f"KIS_REDIS_URL (in {env_file}): redis_url must be a redis://")
 
     env_file.write_text(f"KIS_ACCOUNT={DEMO_ACCOUNT}\nKIS_APP_SECRET=wrong\n")
     result = await cli("check", "005930", "--env-file", str(env_file), env=no_secret)
