@@ -67,3 +67,25 @@ BAD_APPSECRET: Final = "EGW00105"
 
 STALE_TOKEN_CODES: Final = frozenset({TOKEN_EXPIRED, TOKEN_INVALID})
 CREDENTIAL_CODES: Final = frozenset({BAD_APPKEY, BAD_APPSECRET})
+
+SELLABLE_DIGITS: Final = {
+    "buy_qty": 10,
+    "sll_qty": 10,
+    "cblc_qty": 19,
+    "nsvg_qty": 19,
+    "ord_psbl_qty": 10,
+    "pchs_avg_pric": 18,
+    "pchs_amt": 19,
+    "now_pric": 8,
+    "evlu_amt": 19,
+    "evlu_pfls_amt": 19,
+    "evlu_pfls_rt": 7,
+}
+"""inquire-psbl-sell's numbers and the Length its reference page gives each: the most digits of a
+quantity, or of a price, amount or rate before its decimal point. The page prints the lengths of
+``pchs_avg_pric`` and ``evlu_pfls_rt`` as "184" and "72", read here as 18.4 and 7.2 (integer and
+fraction digits; 18 + 4 and 7 + 2 are the lengths inquire-balance gives the same two fields)."""
+BALANCE_DIGITS: Final = {"hldg_qty": 19, "ord_psbl_qty": 19, "pchs_avg_pric": 18, "prpr": 19}
+"""inquire-balance's numbers that :class:`~kis_async.models.Position` reads. That page is not in
+the reference set: quantities get 19 digits (the widest quantity on the reference page), the
+average price 18 as on inquire-psbl-sell, the current price 19 as KIS's amounts."""
