@@ -39,6 +39,12 @@ or is not a number of the right kind, and sends the body to the slow path. The s
 each number by the table above into the same plain text and converts that with the same msgspec
 reader, so the two paths cannot disagree about a number both accept. A body that is not UTF-8 is
 re-encoded from EUC-KR/CP949 first when the fast path finds out.
+
+The envelope
+------------
+- Two rows about the asked ticker that differ (in ``output1``, ``output`` or both) make the
+  answer ambiguous: :func:`pick_sellable` raises a :class:`DecodeError` for field ``output1``.
+  The same row repeated, equal field by field, is read once.
 """
 
 from __future__ import annotations
@@ -360,23 +366,36 @@ def read_answer(body: bytes, decode: Callable[[bytes], E]) -> E | Envelope | Dec
 
 
 def pick_sellable(envelope: SellableEnvelope, pdno: str) -> SellableQuantity:
-    """The one result in a successful envelope, checked to be about ``pdno``."""
-    found = envelope.output1 if envelope.output1 is not None else envelope.output
-    if isinstance(found, list):
-        found = next((item for item in found if _same_pdno(item.pdno, pdno)), None)
-    if found is None:
+    """The one result in a successful envelope, checked to be about ``pdno``.
+
+    Rows are looked for in ``output1`` and ``output``. A lone object with a blank ``pdno`` is
+    taken to be about the asked ticker; a lone object about another ticker is refused (field
+    ``pdno``); rows in a list about other tickers are skipped. Rows about ``pdno`` that differ
+    are refused as ambiguous (field ``output1``); equal ones are read once.
+    """
+    found: list[SellableQuantity] = []
+    for output in (envelope.output1, envelope.output):
+        if isinstance(output, list):
+            found += [row for row in output if _same_pdno(row.pdno, pdno)]
+        elif output is None:
+            continue
+        elif output.pdno == pdno or not output.pdno.strip() or _same_pdno(output.pdno, pdno):
+            found.append(output)
+        else:
+            raise DecodeError(
+                f"response is about {output.pdno.strip()!r}, not the ticker asked",
+                field="pdno",
+                pdno=pdno,
+            )
+    if not found:
         raise DecodeError("response carries no output1/output object", field="output1", pdno=pdno)
-    if not found.pdno.strip():
-        return msgspec.structs.replace(found, pdno=pdno)
-    if not _same_pdno(found.pdno, pdno):
-        raise DecodeError(
-            f"response is about {found.pdno.strip()!r}, not the ticker asked",
-            field="pdno",
-            pdno=pdno,
-        )
-    if found.pdno != pdno:
-        return msgspec.structs.replace(found, pdno=pdno)
-    return found
+    answer = found[0] if found[0].pdno == pdno else msgspec.structs.replace(found[0], pdno=pdno)
+    for row in found[1:]:
+        if row != answer and msgspec.structs.replace(row, pdno=pdno) != answer:
+            raise DecodeError(
+                "ambiguous answer: rows for the ticker differ", field="output1", pdno=pdno
+            )
+    return answer
 
 
 def _fast_sellable(body: bytes) -> SellableEnvelope:

@@ -339,3 +339,38 @@ def test_the_error_quotes_a_long_value_shortened() -> None:
     with pytest.raises(DecodeError) as caught:
         decode(body(output1=OUTPUT | {"ord_psbl_qty": "x" * 10_000}))
     assert len(str(caught.value)) < 200
+
+
+# -- which row answers: ambiguity ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        {"output1": [OUTPUT, OUTPUT | {"ord_psbl_qty": "120"}]},
+        {"output": [OUTPUT, OUTPUT | {"prdt_name": "삼성전자우"}]},
+        {"output1": [OUTPUT, OUTPUT | {"pdno": " 005930 ", "evlu_pfls_rt": "-1.20"}]},
+        {"output1": OUTPUT, "output": OUTPUT | {"cblc_qty": "0"}},
+        {"output1": OUTPUT, "output": [OUTPUT | {"ord_psbl_qty": "0"}]},
+    ],
+)
+def test_two_different_rows_for_the_ticker_are_an_ambiguous_answer(
+    envelope: dict[str, Any],
+) -> None:
+    with pytest.raises(DecodeError, match="ambiguous") as caught:
+        decode(body(**envelope))
+    assert (caught.value.field, caught.value.pdno) == ("output1", "005930")
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        {"output1": [OUTPUT, OUTPUT]},
+        {"output1": [OUTPUT, OUTPUT | {"pdno": " 005930 ", "cblc_qty": "0120"}]},
+        {"output1": OUTPUT, "output": [OUTPUT]},
+        {"output1": [OUTPUT | {"pdno": "000660", "cblc_qty": "1"}, OUTPUT]},
+    ],
+)
+def test_the_same_row_repeated_is_read_once(envelope: dict[str, Any]) -> None:
+    q = decode(body(**envelope))
+    assert (q.pdno, q.cblc_qty, q.ord_psbl_qty) == ("005930", 120, 115)
