@@ -42,6 +42,15 @@ re-encoded from EUC-KR/CP949 first when the fast path finds out.
 
 The envelope
 ------------
+- ``rt_cd`` "0" is success, except with one of the gateway's documented refusals as ``msg_cd``
+  (:data:`~kis_async.spec.GATEWAY_ERROR_CODES`, e.g. ``EGW00201``): :func:`read_answer` reports
+  such a body as the error it names, with ``rt_cd`` "1", so that the per-second limit is waited
+  out and a dead token renewed instead of an empty "success" (no holdings, nothing to sell) being
+  believed. Other codes with ``rt_cd`` "0" are successes (KIS uses ``KIOK0510``, ``APBK0013``...).
+- A key repeated within one object (``{"rt_cd": "1", "rt_cd": "0"}``) is read as msgspec reads
+  it: the last one wins, on both paths. It is not refused because msgspec gives no sign of it,
+  a byte count would miss the same key written with an escape (``"rt\\u005fcd"``), and an exact
+  check is a second parse of every body that costs more than decoding it.
 - Two rows about the asked ticker that differ (in ``output1``, ``output`` or both) make the
   answer ambiguous: :func:`pick_sellable` raises a :class:`DecodeError` for field ``output1``.
   The same row repeated, equal field by field, is read once.
@@ -187,7 +196,7 @@ class TokenAnswer(Envelope):
         elif not self.msg_cd:
             raise ValueError("neither a token nor a refusal")
         elif self.rt_cd in ("", spec.RT_OK):
-            self.rt_cd = "1"
+            self.rt_cd = spec.RT_FAILED
 
 
 class _SellableText(msgspec.Struct):
@@ -349,20 +358,24 @@ def decode_token(body: bytes) -> TokenAnswer:
 
 
 def read_answer(body: bytes, decode: Callable[[bytes], E]) -> E | Envelope | DecodeError:
-    """The body as ``decode`` reads it, or what to judge it by when that fails.
+    """The body as ``decode`` reads it, or what to judge it by when that fails or contradicts
+    itself.
 
-    When the full shape does not decode but the bare envelope does and reports an error, the
-    envelope is returned: KIS's error matters more than the shape of the rest. Otherwise the
-    :class:`DecodeError` is returned (not raised), for the classifier to weigh with the status.
+    ``rt_cd`` "0" with a gateway refusal as ``msg_cd`` is returned as a bare envelope with
+    ``rt_cd`` "1" (see the module docstring). When the full shape does not decode but the bare
+    envelope does and reports an error, the envelope is returned: KIS's error matters more than
+    the shape of the rest. Otherwise the :class:`DecodeError` is returned (not raised), for the
+    classifier to weigh with the status.
     """
     try:
-        return decode(body)
+        answer = decode(body)
     except DecodeError as problem:
         try:
-            envelope = decode_envelope(body)
+            envelope = _refusal(decode_envelope(body))
         except DecodeError:
             return problem
         return problem if envelope.rt_cd == spec.RT_OK else envelope
+    return _refusal(answer)
 
 
 def pick_sellable(envelope: SellableEnvelope, pdno: str) -> SellableQuantity:
@@ -420,6 +433,13 @@ def _fast_balance(body: bytes) -> BalancePage:
         ctx_area_fk100=text.ctx_area_fk100,
         ctx_area_nk100=text.ctx_area_nk100,
     )
+
+
+def _refusal(answer: E) -> E | Envelope:
+    """``answer``, unless it says success with a gateway refusal's code: then that refusal."""
+    if answer.rt_cd == spec.RT_OK and answer.msg_cd.strip() in spec.GATEWAY_ERROR_CODES:
+        return Envelope(spec.RT_FAILED, answer.msg_cd.strip(), answer.msg1)
+    return answer
 
 
 def _decode(

@@ -51,6 +51,8 @@ KST: Final = timezone(timedelta(hours=9), "KST")
 EXPIRY_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
 
 RT_OK: Final = "0"
+RT_FAILED: Final = "1"
+"""The ``rt_cd`` KIS sends with an error (any value but :data:`RT_OK` is a failure)."""
 
 RATE_LIMITED: Final = "EGW00201"
 """초당 거래건수를 초과하였습니다: per-second limit exceeded. Transient."""
@@ -67,6 +69,11 @@ BAD_APPSECRET: Final = "EGW00105"
 
 STALE_TOKEN_CODES: Final = frozenset({TOKEN_EXPIRED, TOKEN_INVALID})
 CREDENTIAL_CODES: Final = frozenset({BAD_APPKEY, BAD_APPSECRET})
+GATEWAY_ERROR_CODES: Final = frozenset(
+    {RATE_LIMITED, TOKEN_ISSUE_TOO_SOON, *STALE_TOKEN_CODES, *CREDENTIAL_CODES}
+)
+"""The gateway's documented refusals: an answer carrying one of these is an error, whatever its
+``rt_cd`` says (success answers carry codes such as ``KIOK0510`` or ``APBK0013``)."""
 
 SELLABLE_DIGITS: Final = {
     "buy_qty": 10,

@@ -9,11 +9,14 @@ import pytest
 
 from kis_async import DecodeError, Position, SellableQuantity, spec
 from kis_async.models import (
+    Envelope,
+    SellableEnvelope,
     _PositionText,
     _SellableText,
     decode_balance,
     decode_sellable,
     pick_sellable,
+    read_answer,
 )
 
 OUTPUT = {
@@ -374,3 +377,61 @@ def test_two_different_rows_for_the_ticker_are_an_ambiguous_answer(
 def test_the_same_row_repeated_is_read_once(envelope: dict[str, Any]) -> None:
     q = decode(body(**envelope))
     assert (q.pdno, q.cblc_qty, q.ord_psbl_qty) == ("005930", 120, 115)
+
+
+# -- the envelope: success that names a refusal, repeated keys ----------------------------------
+
+
+@pytest.mark.parametrize("code", sorted(spec.GATEWAY_ERROR_CODES))
+def test_success_naming_a_gateway_refusal_is_read_as_that_refusal(code: str) -> None:
+    raw = body(msg_cd=code, msg1="초당 거래건수를 초과하였습니다.", output1=OUTPUT)
+    answer = read_answer(raw, lambda b: decode_sellable(b, "005930"))
+    assert type(answer) is Envelope
+    assert (answer.rt_cd, answer.msg_cd, answer.msg1) == (
+        spec.RT_FAILED,
+        code,
+        "초당 거래건수를 초과하였습니다.",
+    )
+
+
+def test_an_empty_holdings_page_naming_a_refusal_is_not_an_empty_account() -> None:
+    raw = json.dumps({"rt_cd": "0", "msg_cd": "EGW00123", "msg1": "", "output1": []}).encode()
+    answer = read_answer(raw, decode_balance)
+    assert (type(answer), answer.rt_cd, answer.msg_cd) == (Envelope, "1", "EGW00123")
+
+
+def test_a_malformed_success_naming_a_refusal_is_still_that_refusal() -> None:
+    raw = body(msg_cd="EGW00201", output1=OUTPUT | {"ord_psbl_qty": "1e3"})
+    answer = read_answer(raw, lambda b: decode_sellable(b, "005930"))
+    assert isinstance(answer, Envelope) and (answer.rt_cd, answer.msg_cd) == ("1", "EGW00201")
+
+
+@pytest.mark.parametrize("code", ["KIOK0510", "APBK0013", "", "EGW99999"])
+def test_success_with_any_other_code_is_success(code: str) -> None:
+    answer = read_answer(body(msg_cd=code, output1=OUTPUT), lambda b: decode_sellable(b, "005930"))
+    assert isinstance(answer, SellableEnvelope) and answer.rt_cd == "0"
+
+
+def test_a_failure_is_left_as_kis_sent_it() -> None:
+    raw = body(rt_cd="1", msg_cd="EGW00201", msg1="초당 거래건수를 초과하였습니다.")
+    answer = read_answer(raw, lambda b: decode_sellable(b, "005930"))
+    assert isinstance(answer, SellableEnvelope) and answer.rt_cd == "1"
+
+
+PADDED = {"nsvg_qty": " 0 "}
+"""A quirk that sends a body to the slow path."""
+
+
+@pytest.mark.parametrize("quirk", [{}, PADDED], ids=["fast path", "slow path"])
+def test_a_repeated_key_reads_its_last_occurrence_on_both_paths(quirk: dict[str, str]) -> None:
+    row = json.dumps(OUTPUT | quirk, ensure_ascii=False)[:-1] + ', "ord_psbl_qty": "7"}'
+    raw = f'{{"rt_cd": "1", "msg_cd": "KIOK0510", "rt_cd": "0", "output1": {row}}}'.encode()
+    envelope = decode_sellable(raw, "005930")
+    assert envelope.rt_cd == "0"
+    assert pick_sellable(envelope, "005930").ord_psbl_qty == 7
+
+
+def test_a_repeated_verdict_naming_a_refusal_is_that_refusal() -> None:
+    raw = b'{"rt_cd": "1", "msg_cd": "EGW00201", "msg1": "", "rt_cd": "0"}'
+    answer = read_answer(raw, lambda b: decode_sellable(b, "005930"))
+    assert isinstance(answer, Envelope) and (answer.rt_cd, answer.msg_cd) == ("1", "EGW00201")
