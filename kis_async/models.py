@@ -38,7 +38,7 @@ valid JSON, while each quirk above (padding, leading zeros, commas) and each ref
 or is not a number of the right kind, and sends the body to the slow path. The slow path reads
 each number by the table above into the same plain text and converts that with the same msgspec
 reader, so the two paths cannot disagree about a number both accept. A body that is not UTF-8 is
-re-encoded from EUC-KR/CP949 first when the fast path finds out.
+re-encoded from EUC-KR/CP949 first, whichever path finds out.
 
 The envelope
 ------------
@@ -54,6 +54,8 @@ The envelope
 - Two rows about the asked ticker that differ (in ``output1``, ``output`` or both) make the
   answer ambiguous: :func:`pick_sellable` raises a :class:`DecodeError` for field ``output1``.
   The same row repeated, equal field by field, is read once.
+- JSON nested about 1000 levels deep anywhere in a body, even under a key nothing reads, exhausts
+  msgspec's recursion limit: a :class:`DecodeError` for that ticker.
 """
 
 from __future__ import annotations
@@ -449,16 +451,16 @@ def _decode(
     rows: Mapping[str, _Rows[Any]],
     pdno: str | None,
 ) -> S:
-    """The fast path, then for a body that fails it: UTF-8 -> CP949, then the slow path."""
+    """The fast path, else the slow one; a body that is not UTF-8 is first read as CP949."""
     try:
-        return fast(body)
-    except msgspec.ValidationError:
-        pass
+        try:
+            return fast(body)
+        except msgspec.ValidationError:
+            return _relaxed(msgspec.json.decode(body), kind, rows, pdno)
     except UnicodeDecodeError:
         return _decode(_transcoded(body, pdno), fast, kind, rows, pdno)
     except (msgspec.DecodeError, RecursionError) as exc:
         raise _not_json(exc, pdno) from None
-    return _relaxed(body, kind, rows, pdno)
 
 
 def _transcoded(body: bytes, pdno: str | None) -> bytes:
@@ -469,12 +471,8 @@ def _transcoded(body: bytes, pdno: str | None) -> bytes:
         raise DecodeError("response is neither UTF-8 nor EUC-KR", pdno=pdno) from None
 
 
-def _relaxed(body: bytes, kind: type[S], rows: Mapping[str, _Rows[Any]], pdno: str | None) -> S:
+def _relaxed(raw: Any, kind: type[S], rows: Mapping[str, _Rows[Any]], pdno: str | None) -> S:
     """The slow path: every number of the rows read by KIS's rules, then the shape checked."""
-    try:
-        raw = msgspec.json.decode(body)
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise _not_json(exc, pdno) from None
     if not isinstance(raw, dict):
         raise DecodeError("response is not a JSON object", pdno=pdno)
     for key, row_kind in rows.items():

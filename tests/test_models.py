@@ -14,7 +14,9 @@ from kis_async.models import (
     _PositionText,
     _SellableText,
     decode_balance,
+    decode_envelope,
     decode_sellable,
+    decode_token,
     pick_sellable,
     read_answer,
 )
@@ -435,3 +437,65 @@ def test_a_repeated_verdict_naming_a_refusal_is_that_refusal() -> None:
     raw = b'{"rt_cd": "1", "msg_cd": "EGW00201", "msg1": "", "rt_cd": "0"}'
     answer = read_answer(raw, lambda b: decode_sellable(b, "005930"))
     assert isinstance(answer, Envelope) and (answer.rt_cd, answer.msg_cd) == ("1", "EGW00201")
+
+
+# -- bodies nested too deep, bodies in the legacy encoding ---------------------------------------
+
+
+def nested(depth: int, kind: str) -> str:
+    if kind == "list":
+        return "[" * depth + "]" * depth
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+@pytest.mark.parametrize("kind", ["list", "object"])
+@pytest.mark.parametrize(
+    "where",
+    ["unknown key", "unknown key in the row", "output1", "a number", "msg1", "a list of rows"],
+)
+def test_json_nested_1000_deep_anywhere_is_a_decode_error_for_the_ticker(
+    where: str, kind: str
+) -> None:
+    deep = nested(1000, kind)
+    row = json.dumps(OUTPUT, ensure_ascii=False)
+    text = {
+        "unknown key": f'{{"rt_cd": "0", "extra": {deep}, "output1": {row}}}',
+        "unknown key in the row": f'{{"rt_cd": "0", "output1": {row[:-1]}, "extra": {deep}}}}}',
+        "output1": f'{{"rt_cd": "0", "output1": {deep}}}',
+        "a number": f'{{"rt_cd": "0", "output1": {row[:-1]}, "cblc_qty": {deep}}}}}',
+        "msg1": f'{{"rt_cd": "0", "msg1": {deep}, "output1": {row}}}',
+        "a list of rows": f'{{"rt_cd": "0", "output": [{row}, {deep}]}}',
+    }[where]
+    raw = text.encode()
+    with pytest.raises(DecodeError, match="nested too deeply") as caught:
+        decode(raw)
+    assert caught.value.pdno == "005930"
+    assert isinstance(read_answer(raw, lambda b: decode_sellable(b, "005930")), DecodeError)
+    for decoder in (decode_balance, decode_envelope, decode_token):
+        with pytest.raises(DecodeError, match="nested too deeply"):
+            decoder(raw)
+
+
+def test_json_nested_a_little_under_an_unknown_key_is_ignored() -> None:
+    row = json.dumps(OUTPUT, ensure_ascii=False)
+    raw = f'{{"rt_cd": "0", "extra": {nested(50, "list")}, "output1": {row}}}'.encode()
+    assert decode(raw).ord_psbl_qty == 115
+
+
+def test_euc_kr_body_with_a_quirk_is_read() -> None:
+    document = {"rt_cd": "0", "msg1": "조회가 완료되었습니다", "output1": OUTPUT | PADDED}
+    raw = json.dumps(document, ensure_ascii=False).encode("euc-kr")
+    assert decode(raw).prdt_name == "삼성전자"
+
+
+def test_euc_kr_is_noticed_after_a_number_the_fast_path_refused() -> None:
+    row = json.dumps(OUTPUT | PADDED, ensure_ascii=False)
+    raw = f'{{"rt_cd": "0", "output1": {row}, "msg1": "조회가 완료되었습니다"}}'.encode("euc-kr")
+    assert decode(raw).nsvg_qty == 0
+
+
+def test_a_body_in_no_korean_encoding_is_a_decode_error_even_after_a_refused_number() -> None:
+    row = json.dumps(OUTPUT | PADDED)
+    raw = f'{{"rt_cd": "0", "output1": {row}, "msg1": "'.encode() + b'\xff\xff"}'
+    with pytest.raises(DecodeError, match="neither UTF-8 nor EUC-KR"):
+        decode(raw)
