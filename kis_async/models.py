@@ -1,22 +1,71 @@
 """Typed views of what KIS returns, decoded by msgspec straight from the response bytes.
 
 One contract for every ``decode_*`` here: it returns the typed value or raises
-:class:`~kis_async.errors.DecodeError`, never anything else.
+:class:`~kis_async.errors.DecodeError` (naming the field, and the ticker where known), never
+anything else.
 
-KIS sends every number as a JSON string. A well-formed body takes the fast path: one reusable
-``msgspec`` decoder in lax mode turns ``"120"`` into ``120`` and ``"71250.0000"`` into an exact
-``Decimal``. Only a body that fails it is looked at again: a body in EUC-KR/CP949 is re-encoded,
-blanks (a ticker not held) become zero, thousands separators and padding are read, and anything
-still wrong becomes a :class:`DecodeError` naming the ticker and the field.
+Numbers
+-------
+KIS sends every number as a JSON string. Only the forms KIS is known to send are read, exactly:
+quantities become ``int``; prices, amounts and rates an exact ``Decimal``.
+
+=======================================  ===================================================
+what KIS sends                           read as
+=======================================  ===================================================
+``"120"``, ``"71250.0000"``              ``120``, ``Decimal("71250.0000")``
+``""``, ``"  "`` (a ticker not held)     ``0``
+``" 120 "``                              ``120``: ASCII blanks around a number are padding
+``"0000115"``                            ``115``: so are leading zeros
+``"8,550,000"``, ``"1,234.5"``           commas, in groups of three, are thousands separators
+``"-102000"``, ``"-1.19"``               negative: only ``evlu_pfls_amt``/``evlu_pfls_rt``
+=======================================  ===================================================
+
+Anything else is a :class:`DecodeError` naming the field: digits other than ASCII 0-9 (``"１２０"``,
+which Python's ``int()`` takes), ``"1_000"``, ``"1e3"``, ``"0x10"``, ``"NaN"``, ``"Infinity"``,
+``"1."``, ``".5"``, ``"1,23"``, ``"+5"`` (KIS writes a gain unsigned), a sign on a quantity, price
+or amount (``"-0"`` too), a fraction on a quantity, a JSON number or ``null`` instead of a string
+(KIS documents strings; a JSON number would need rules of its own), and more digits than the
+field's documented Length (:data:`~kis_async.spec.SELLABLE_DIGITS`; :class:`Position`'s in
+:data:`~kis_async.spec.BALANCE_DIGITS`). Leading zeros do not count towards the Length; for a
+price, amount or rate it bounds the digits before the point, and the fraction is not bounded (its
+width differs between KIS's fields and pages, and more digits only say the value more exactly).
+
+Two paths, one reading
+----------------------
+The fast path decodes each row with its numbers as text, each no longer than its Length, and
+reads them all in one msgspec call as a JSON array of numbers: a plain ``120`` or ``-1.19`` is
+valid JSON, while each quirk above (padding, leading zeros, commas) and each refused form is not,
+or is not a number of the right kind, and sends the body to the slow path. The slow path reads
+each number by the table above into the same plain text and converts that with the same msgspec
+reader, so the two paths cannot disagree about a number both accept. A body that is not UTF-8 is
+re-encoded from EUC-KR/CP949 first, whichever path finds out.
+
+The envelope
+------------
+- ``rt_cd`` "0" is success, except with one of the gateway's documented refusals as ``msg_cd``
+  (:data:`~kis_async.spec.GATEWAY_ERROR_CODES`, e.g. ``EGW00201``): :func:`read_answer` reports
+  such a body as the error it names, with ``rt_cd`` "1", so that the per-second limit is waited
+  out and a dead token renewed instead of an empty "success" (no holdings, nothing to sell) being
+  believed. Other codes with ``rt_cd`` "0" are successes (KIS uses ``KIOK0510``, ``APBK0013``...).
+- A key repeated within one object (``{"rt_cd": "1", "rt_cd": "0"}``) is read as msgspec reads
+  it: the last one wins, on both paths. It is not refused because msgspec gives no sign of it,
+  a byte count would miss the same key written with an escape (``"rt\\u005fcd"``), and an exact
+  check is a second parse of every body that costs more than decoding it.
+- Two rows about the asked ticker that differ (in ``output1``, ``output`` or both) make the
+  answer ambiguous: :func:`pick_sellable` raises a :class:`DecodeError` for field ``output1``.
+  The same row repeated, equal field by field, is read once.
+- JSON nested about 1000 levels deep anywhere in a body, even under a key nothing reads, exhausts
+  msgspec's recursion limit: a :class:`DecodeError` for that ticker.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Hashable
-from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, TypeVar, cast
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Any, Generic, TypeVar, cast, get_args
 
 import msgspec
 
@@ -25,23 +74,35 @@ from .errors import DecodeError
 
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 
-_QUANTITY_FIELDS = ("buy_qty", "sll_qty", "cblc_qty", "nsvg_qty", "ord_psbl_qty")
-_DECIMAL_FIELDS = (
-    "pchs_avg_pric",
-    "pchs_amt",
-    "now_pric",
-    "evlu_amt",
-    "evlu_pfls_amt",
-    "evlu_pfls_rt",
-)
-_NUMERIC = frozenset(_QUANTITY_FIELDS + _DECIMAL_FIELDS)
-_NUMERIC_SUFFIXES = ("_qty", "_amt", "_pric", "_rt", "prpr")
-_GROUPED = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_BLANKS = " \t\r\n"
+_GROUPED = r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)"
+_QUANTITY = re.compile(_GROUPED)
+_AMOUNT = re.compile(_GROUPED + r"(?:\.[0-9]+)?")
+_SIGNED = re.compile("-?" + _GROUPED + r"(?:\.[0-9]+)?")
+_PLAIN = bytes(byte if chr(byte) in "0123456789.,-[]" else 0 for byte in range(256))
+"""Changes every byte the fast path refuses in its JSON array of numbers (a blank, an exponent, a
+quote, a letter, any byte of a character beyond ASCII) to NUL, which JSON refuses there too. A
+comma inside a number adds an element, and the array no longer fits its tuple."""
+_SHOWN = 40
+"""Characters of a refused value quoted in an error."""
 _FIELD_PATTERNS = (
     re.compile(r"missing required field `(\w+)`"),
     re.compile(r"`(\w+)` is not"),
     re.compile(r"at `\$[^`]*?\.(\w+)`"),
 )
+_SELLABLE = spec.SELLABLE_DIGITS
+_BALANCE = spec.BALANCE_DIGITS
+_read_int = msgspec.json.Decoder(int)
+_read_decimal = msgspec.json.Decoder(Decimal)
+
+E = TypeVar("E", bound="Envelope")
+R = TypeVar("R", bound=msgspec.Struct)
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def _text(digits: int) -> msgspec.Meta:
+    """A number as the fast path takes it: text, not empty, at most ``digits`` characters."""
+    return msgspec.Meta(min_length=1, max_length=digits)
 
 
 class Envelope(msgspec.Struct):
@@ -55,8 +116,9 @@ class Envelope(msgspec.Struct):
 class SellableQuantity(msgspec.Struct, frozen=True):
     """One ticker's answer from 매도가능수량조회 (inquire-psbl-sell), under the KIS field names.
 
-    ``ord_psbl_qty`` is what can be sold right now. Quantities are ``int``; prices, amounts and the
-    rate are exact ``Decimal``. Fields KIS adds later are ignored.
+    ``ord_psbl_qty`` is what can be sold right now. Quantities are non-negative ``int`` of at most
+    their documented digits; prices, amounts and the rate are exact, finite ``Decimal``, negative
+    only for the profit or loss. Fields KIS adds later are ignored.
     """
 
     pdno: str
@@ -80,11 +142,6 @@ class SellableQuantity(msgspec.Struct, frozen=True):
     evlu_pfls_rt: Decimal
     """Valuation profit or loss in percent."""
 
-    def __post_init__(self) -> None:
-        for name in _DECIMAL_FIELDS:
-            if not getattr(self, name).is_finite():
-                raise ValueError(f"`{name}` is not a finite number")
-
 
 _Output = SellableQuantity | list[SellableQuantity] | None
 
@@ -100,7 +157,8 @@ class Position(msgspec.Struct, frozen=True):
     """One holding from 주식잔고조회 (inquire-balance ``output1``), under the KIS field names.
 
     ``hldg_qty`` is held, ``ord_psbl_qty`` sellable as the balance sees it; ``prpr`` is the
-    current price. A position sold out today can still be listed with ``hldg_qty`` 0.
+    current price. A position sold out today can still be listed with ``hldg_qty`` 0. Numbers
+    follow the same rules as :class:`SellableQuantity`'s.
     """
 
     pdno: str
@@ -141,90 +199,269 @@ class TokenAnswer(Envelope):
         elif not self.msg_cd:
             raise ValueError("neither a token nor a refusal")
         elif self.rt_cd in ("", spec.RT_OK):
-            self.rt_cd = "1"
+            self.rt_cd = spec.RT_FAILED
 
 
-E = TypeVar("E", bound=Envelope)
+class _SellableText(msgspec.Struct):
+    """A :class:`SellableQuantity` row with its numbers still text, as the fast path decodes
+    it: the same fields in the same order, each number at most its documented digits long."""
 
+    pdno: str
+    prdt_name: str
+    buy_qty: Annotated[str, _text(_SELLABLE["buy_qty"])]
+    sll_qty: Annotated[str, _text(_SELLABLE["sll_qty"])]
+    cblc_qty: Annotated[str, _text(_SELLABLE["cblc_qty"])]
+    nsvg_qty: Annotated[str, _text(_SELLABLE["nsvg_qty"])]
+    ord_psbl_qty: Annotated[str, _text(_SELLABLE["ord_psbl_qty"])]
+    pchs_avg_pric: Annotated[str, _text(_SELLABLE["pchs_avg_pric"])]
+    pchs_amt: Annotated[str, _text(_SELLABLE["pchs_amt"])]
+    now_pric: Annotated[str, _text(_SELLABLE["now_pric"])]
+    evlu_amt: Annotated[str, _text(_SELLABLE["evlu_amt"])]
+    evlu_pfls_amt: Annotated[str, _text(_SELLABLE["evlu_pfls_amt"])]
+    evlu_pfls_rt: Annotated[str, _text(_SELLABLE["evlu_pfls_rt"])]
+
+
+class _SellableEnvelopeText(Envelope):
+    """:class:`SellableEnvelope` as the fast path decodes it."""
+
+    output1: _SellableText | list[_SellableText] | None = None
+    output: _SellableText | list[_SellableText] | None = None
+
+
+class _PositionText(msgspec.Struct):
+    """A :class:`Position` row with its numbers still text (see :class:`_SellableText`)."""
+
+    pdno: str
+    prdt_name: str
+    hldg_qty: Annotated[str, _text(_BALANCE["hldg_qty"])]
+    ord_psbl_qty: Annotated[str, _text(_BALANCE["ord_psbl_qty"])]
+    pchs_avg_pric: Annotated[str, _text(_BALANCE["pchs_avg_pric"])]
+    prpr: Annotated[str, _text(_BALANCE["prpr"])]
+
+
+class _BalancePageText(Envelope):
+    """:class:`BalancePage` as the fast path decodes it."""
+
+    output1: list[_PositionText] = msgspec.field(default_factory=list)
+    ctx_area_fk100: str = ""
+    ctx_area_nk100: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """How the slow path reads one number: its grammar, its digits, its msgspec reader."""
+
+    name: str
+    grammar: re.Pattern[str]
+    digits: int
+    read: msgspec.json.Decoder[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Rows(Generic[R]):
+    """One kind of KIS row, read by the same rules on both paths.
+
+    ``kind``'s fields are its text fields, then its numbers in the order and types of the
+    ``numbers`` tuple: the quantities (``int``), then the ``Decimal`` ones, those that may be
+    negative last.
+    """
+
+    kind: type[R]
+    numbers: msgspec.json.Decoder[tuple[Any, ...]]
+    rules: tuple[_Rule, ...]
+    first: int
+    """Index of the first number among ``kind``'s fields."""
+    signed: int
+    """Index of the first field that may be negative (``len(fields)`` if none may)."""
+
+    @classmethod
+    def of(
+        cls,
+        kind: type[R],
+        numbers: msgspec.json.Decoder[tuple[Any, ...]],
+        digits: Mapping[str, int],
+        signed: frozenset[str],
+    ) -> _Rows[R]:
+        names = kind.__struct_fields__
+        first = len(names) - len(digits)
+        rules = tuple(
+            _Rule(name, _SIGNED if name in signed else _AMOUNT, digits[name], _read_decimal)
+            if kind_of_number is Decimal
+            else _Rule(name, _QUANTITY, digits[name], _read_int)
+            for name, kind_of_number in zip(names[first:], get_args(numbers.type), strict=True)
+        )
+        return cls(kind, numbers, rules, first, len(names) - len(signed))
+
+    def typed(self, row: msgspec.Struct) -> R:
+        """The fast path: ``row``'s numbers, if all are plain, read exactly into ``kind``.
+
+        Anything else raises msgspec's ``ValidationError``, which sends the body to the slow path.
+        """
+        values = msgspec.structs.astuple(row)
+        unsigned = ",".join(values[self.first : self.signed])
+        signed = ",".join(values[self.signed :])
+        text = (f"[{unsigned},{signed}]" if signed else f"[{unsigned}]").encode()
+        if "-" in unsigned or text.translate(_PLAIN) != text:
+            raise msgspec.ValidationError("a number is not plain")
+        try:
+            numbers = self.numbers.decode(text)
+        except msgspec.DecodeError as exc:
+            raise msgspec.ValidationError(f"a number is not plain: {exc}") from None
+        return self.kind(*(values[: self.first] + numbers))
+
+    def normalize(self, item: dict[str, Any], pdno: str | None) -> None:
+        """The slow path: each number of ``item`` (a row as plain JSON) replaced by its value.
+
+        A number the rules refuse raises :class:`DecodeError` naming it and the ticker (the
+        asked one, else the row's own).
+        """
+        ticker = pdno if pdno is not None else _pdno_of(item)
+        for rule in self.rules:
+            if rule.name in item:
+                item[rule.name] = _number(item[rule.name], rule, ticker)
+
+
+_SELLABLE_ROWS = _Rows.of(
+    SellableQuantity,
+    msgspec.json.Decoder(
+        tuple[int, int, int, int, int, Decimal, Decimal, Decimal, Decimal, Decimal, Decimal]
+    ),
+    _SELLABLE,
+    frozenset({"evlu_pfls_amt", "evlu_pfls_rt"}),
+)
+_POSITION_ROWS = _Rows.of(
+    Position, msgspec.json.Decoder(tuple[int, int, Decimal, Decimal]), _BALANCE, frozenset()
+)
+_SELLABLE_OUTPUTS = {"output1": _SELLABLE_ROWS, "output": _SELLABLE_ROWS}
+_BALANCE_OUTPUTS = {"output1": _POSITION_ROWS}
 _envelope_decoder = msgspec.json.Decoder(Envelope)
-_sellable_decoder = msgspec.json.Decoder(SellableEnvelope, strict=False)
-_balance_decoder = msgspec.json.Decoder(BalancePage, strict=False)
+_sellable_decoder = msgspec.json.Decoder(_SellableEnvelopeText)
+_balance_decoder = msgspec.json.Decoder(_BalancePageText)
 _token_decoder = msgspec.json.Decoder(TokenAnswer, strict=False)
 
 
 def decode_envelope(body: bytes) -> Envelope:
     """Read ``rt_cd``/``msg_cd``/``msg1`` alone."""
-    return _decode(body, _envelope_decoder, (), None)
+    return _decode(body, _envelope_decoder.decode, Envelope, {}, None)
 
 
 def decode_sellable(body: bytes, pdno: str) -> SellableEnvelope:
     """Decode a full inquire-psbl-sell body; the envelope may still report an error."""
-    return _decode(body, _sellable_decoder, ("output1", "output"), pdno)
+    return _decode(body, _fast_sellable, SellableEnvelope, _SELLABLE_OUTPUTS, pdno)
 
 
 def decode_balance(body: bytes) -> BalancePage:
-    """Decode one inquire-balance page."""
-    return _decode(body, _balance_decoder, ("output1",), None)
+    """Decode one inquire-balance page; a bad number names the row's ticker."""
+    return _decode(body, _fast_balance, BalancePage, _BALANCE_OUTPUTS, None)
 
 
 def decode_token(body: bytes) -> TokenAnswer:
     """Decode tokenP's answer, a token or a refusal; anything else is a :class:`DecodeError`."""
-    return _decode(body, _token_decoder, (), None)
+    return _decode(body, _token_decoder.decode, TokenAnswer, {}, None)
 
 
 def read_answer(body: bytes, decode: Callable[[bytes], E]) -> E | Envelope | DecodeError:
-    """The body as ``decode`` reads it, or what to judge it by when that fails.
+    """The body as ``decode`` reads it, or what to judge it by when that fails or contradicts
+    itself.
 
-    When the full shape does not decode but the bare envelope does and reports an error, the
-    envelope is returned: KIS's error matters more than the shape of the rest. Otherwise the
-    :class:`DecodeError` is returned (not raised), for the classifier to weigh with the status.
+    ``rt_cd`` "0" with a gateway refusal as ``msg_cd`` is returned as a bare envelope with
+    ``rt_cd`` "1" (see the module docstring). When the full shape does not decode but the bare
+    envelope does and reports an error, the envelope is returned: KIS's error matters more than
+    the shape of the rest. Otherwise the :class:`DecodeError` is returned (not raised), for the
+    classifier to weigh with the status.
     """
     try:
-        return decode(body)
+        answer = decode(body)
     except DecodeError as problem:
         try:
-            envelope = decode_envelope(body)
+            envelope = _refusal(decode_envelope(body))
         except DecodeError:
             return problem
         return problem if envelope.rt_cd == spec.RT_OK else envelope
+    return _refusal(answer)
 
 
 def pick_sellable(envelope: SellableEnvelope, pdno: str) -> SellableQuantity:
-    """The one result in a successful envelope, checked to be about ``pdno``."""
-    found = envelope.output1 if envelope.output1 is not None else envelope.output
-    if isinstance(found, list):
-        found = next((item for item in found if _same_pdno(item.pdno, pdno)), None)
-    if found is None:
+    """The one result in a successful envelope, checked to be about ``pdno``.
+
+    Rows are looked for in ``output1`` and ``output``. A lone object with a blank ``pdno`` is
+    taken to be about the asked ticker; a lone object about another ticker is refused (field
+    ``pdno``); rows in a list about other tickers are skipped. Rows about ``pdno`` that differ
+    are refused as ambiguous (field ``output1``); equal ones are read once.
+    """
+    found: list[SellableQuantity] = []
+    for output in (envelope.output1, envelope.output):
+        if isinstance(output, list):
+            found += [row for row in output if _same_pdno(row.pdno, pdno)]
+        elif output is None:
+            continue
+        elif output.pdno == pdno or not output.pdno.strip() or _same_pdno(output.pdno, pdno):
+            found.append(output)
+        else:
+            raise DecodeError(
+                f"response is about {output.pdno.strip()!r}, not the ticker asked",
+                field="pdno",
+                pdno=pdno,
+            )
+    if not found:
         raise DecodeError("response carries no output1/output object", field="output1", pdno=pdno)
-    if not found.pdno.strip():
-        return msgspec.structs.replace(found, pdno=pdno)
-    if not _same_pdno(found.pdno, pdno):
-        raise DecodeError(
-            f"response is about {found.pdno.strip()!r}, not the ticker asked",
-            field="pdno",
-            pdno=pdno,
-        )
-    if found.pdno != pdno:
-        return msgspec.structs.replace(found, pdno=pdno)
-    return found
+    answer = found[0] if found[0].pdno == pdno else msgspec.structs.replace(found[0], pdno=pdno)
+    for row in found[1:]:
+        if row != answer and msgspec.structs.replace(row, pdno=pdno) != answer:
+            raise DecodeError(
+                "ambiguous answer: rows for the ticker differ", field="output1", pdno=pdno
+            )
+    return answer
 
 
-S = TypeVar("S", bound=msgspec.Struct)
+def _fast_sellable(body: bytes) -> SellableEnvelope:
+    text = _sellable_decoder.decode(body)
+    output1, output = _typed_output(text.output1), _typed_output(text.output)
+    return SellableEnvelope(text.rt_cd, text.msg_cd, text.msg1, output1, output)
+
+
+def _typed_output(output: _SellableText | list[_SellableText] | None) -> _Output:
+    if isinstance(output, list):
+        return [_SELLABLE_ROWS.typed(row) for row in output]
+    return None if output is None else _SELLABLE_ROWS.typed(output)
+
+
+def _fast_balance(body: bytes) -> BalancePage:
+    text = _balance_decoder.decode(body)
+    return BalancePage(
+        rt_cd=text.rt_cd,
+        msg_cd=text.msg_cd,
+        msg1=text.msg1,
+        output1=[_POSITION_ROWS.typed(row) for row in text.output1],
+        ctx_area_fk100=text.ctx_area_fk100,
+        ctx_area_nk100=text.ctx_area_nk100,
+    )
+
+
+def _refusal(answer: E) -> E | Envelope:
+    """``answer``, unless it says success with a gateway refusal's code: then that refusal."""
+    if answer.rt_cd == spec.RT_OK and answer.msg_cd.strip() in spec.GATEWAY_ERROR_CODES:
+        return Envelope(spec.RT_FAILED, answer.msg_cd.strip(), answer.msg1)
+    return answer
 
 
 def _decode(
-    body: bytes, decoder: msgspec.json.Decoder[S], outputs: tuple[str, ...], pdno: str | None
+    body: bytes,
+    fast: Callable[[bytes], S],
+    kind: type[S],
+    rows: Mapping[str, _Rows[Any]],
+    pdno: str | None,
 ) -> S:
-    """The fast path, then for a body that fails it: UTF-8 -> CP949, then relaxed numbers."""
+    """The fast path, else the slow one; a body that is not UTF-8 is first read as CP949."""
     try:
-        return decoder.decode(body)
-    except msgspec.ValidationError:
-        pass
+        try:
+            return fast(body)
+        except msgspec.ValidationError:
+            return _relaxed(msgspec.json.decode(body), kind, rows, pdno)
     except UnicodeDecodeError:
-        return _decode(_transcoded(body, pdno), decoder, outputs, pdno)
+        return _decode(_transcoded(body, pdno), fast, kind, rows, pdno)
     except (msgspec.DecodeError, RecursionError) as exc:
         raise _not_json(exc, pdno) from None
-    return _relaxed(body, decoder.type, outputs, pdno)
 
 
 def _transcoded(body: bytes, pdno: str | None) -> bytes:
@@ -235,19 +472,15 @@ def _transcoded(body: bytes, pdno: str | None) -> bytes:
         raise DecodeError("response is neither UTF-8 nor EUC-KR", pdno=pdno) from None
 
 
-def _relaxed(body: bytes, kind: type[S], outputs: tuple[str, ...], pdno: str | None) -> S:
-    """The slow path: normalize numeric strings the fast decoder refused, then validate again."""
-    try:
-        raw = msgspec.json.decode(body)
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise _not_json(exc, pdno) from None
+def _relaxed(raw: Any, kind: type[S], rows: Mapping[str, _Rows[Any]], pdno: str | None) -> S:
+    """The slow path: every number of the rows read by KIS's rules, then the shape checked."""
     if not isinstance(raw, dict):
         raise DecodeError("response is not a JSON object", pdno=pdno)
-    for key in outputs:
+    for key, row_kind in rows.items():
         value = raw.get(key)
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, dict):
-                _normalize_numbers(item)
+                row_kind.normalize(item, pdno)
     try:
         return msgspec.convert(raw, kind, strict=False)
     except msgspec.ValidationError as exc:
@@ -256,28 +489,47 @@ def _relaxed(body: bytes, kind: type[S], outputs: tuple[str, ...], pdno: str | N
         raise DecodeError(f"{what}: {exc}", field=field, pdno=pdno) from None
 
 
+def _number(raw: object, rule: _Rule, pdno: str | None) -> Any:
+    """One number read by KIS's rules (see the module docstring), or a DecodeError naming it."""
+    if not isinstance(raw, str):
+        raise DecodeError(
+            f"`{rule.name}` is not a number in a string: {_shown(raw)}", field=rule.name, pdno=pdno
+        )
+    text = raw.strip(_BLANKS)
+    if not text:
+        return rule.read.decode("0")
+    if rule.grammar.fullmatch(text) is None:
+        raise DecodeError(
+            f"`{rule.name}` is not a number as KIS writes it: {_shown(raw)}",
+            field=rule.name,
+            pdno=pdno,
+        )
+    sign, unsigned = ("-", text[1:]) if text.startswith("-") else ("", text)
+    whole, point, fraction = unsigned.replace(",", "").partition(".")
+    whole = whole.lstrip("0") or "0"
+    if len(whole) > rule.digits:
+        raise DecodeError(
+            f"`{rule.name}` has more than the {rule.digits} digits KIS documents: {_shown(raw)}",
+            field=rule.name,
+            pdno=pdno,
+        )
+    return rule.read.decode(f"{sign}{whole}{point}{fraction}")
+
+
 def _not_json(exc: Exception, pdno: str | None) -> DecodeError:
     if isinstance(exc, RecursionError):
         return DecodeError("response is nested too deeply to be a KIS answer", pdno=pdno)
     return DecodeError(f"response is not valid JSON: {exc}", pdno=pdno)
 
 
-def _normalize_numbers(item: dict[str, Any]) -> None:
-    for key, value in item.items():
-        if not isinstance(value, str) or not (key in _NUMERIC or key.endswith(_NUMERIC_SUFFIXES)):
-            continue
-        text = value.strip()
-        if not text:
-            item[key] = 0
-            continue
-        if _GROUPED.fullmatch(text):
-            text = text.replace(",", "")
-        try:
-            number = Decimal(text)
-        except InvalidOperation:
-            continue
-        integral = number.is_finite() and number.adjusted() < 20
-        item[key] = int(number) if integral and number == number.to_integral_value() else text
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}..."
+
+
+def _pdno_of(item: Mapping[str, Any]) -> str | None:
+    found = item.get("pdno")
+    return found.strip() or None if isinstance(found, str) else None
 
 
 def _field_of(message: str) -> str | None:
@@ -298,14 +550,14 @@ T = TypeVar("T")
 
 def decode_as(body: bytes, kind: type[T]) -> T:
     """Decode a whole KIS body as ``kind``: a msgspec ``Struct`` (fields KIS adds are ignored;
-    numbers sent as strings are read) or ``dict``, by the same contract as the ``decode_*`` above.
-    """
+    numbers sent as strings are read as msgspec's lax mode reads them) or ``dict``, by the same
+    contract as the ``decode_*`` above. This module's own types keep their own rules."""
+    known = _KNOWN.get(kind)
+    if known is not None:
+        return cast(T, known(body))
     decoder: msgspec.json.Decoder[Any] = _decoder_for(cast(Hashable, kind))
-    decoded: T = _decode(body, decoder, _OUTPUTS, None)
+    decoded: T = _decode(body, decoder.decode, cast(Any, kind), {}, None)
     return decoded
-
-
-_OUTPUTS = ("output", "output1", "output2")
 
 
 @functools.lru_cache(maxsize=64)
@@ -332,7 +584,13 @@ class Continuation(msgspec.Struct):
 
 def decode_continuation(body: bytes) -> Continuation:
     """The continuation keys of a page (absent keys stay ``None``)."""
-    return _decode(body, _continuation_decoder, (), None)
+    return _decode(body, _continuation_decoder.decode, Continuation, {}, None)
 
 
 _continuation_decoder = msgspec.json.Decoder(Continuation, strict=False)
+_KNOWN: dict[object, Callable[[bytes], object]] = {
+    BalancePage: decode_balance,
+    TokenAnswer: decode_token,
+    Envelope: decode_envelope,
+}
+"""Types with numbers read by KIS's rules: :func:`decode_as` hands them to their decoder."""

@@ -61,6 +61,8 @@ KST: Final = timezone(timedelta(hours=9), "KST")
 EXPIRY_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
 
 RT_OK: Final = "0"
+RT_FAILED: Final = "1"
+"""The ``rt_cd`` KIS sends with an error (any value but :data:`RT_OK` is a failure)."""
 
 RATE_LIMITED: Final = "EGW00201"
 """초당 거래건수를 초과하였습니다: per-second limit exceeded. Transient."""
@@ -83,3 +85,30 @@ ACCOUNT_REFUSED_MARK: Final = "INVALID_CHECK_ACNO"
 STALE_TOKEN_CODES: Final = frozenset({TOKEN_EXPIRED, TOKEN_INVALID})
 CREDENTIAL_CODES: Final = frozenset({BAD_APPKEY, BAD_APPSECRET})
 ACCOUNT_CODES: Final = frozenset({ACCOUNT_REFUSED, "APBK0917"})
+GATEWAY_ERROR_CODES: Final = frozenset(
+    {RATE_LIMITED, TOKEN_ISSUE_TOO_SOON, *STALE_TOKEN_CODES, *CREDENTIAL_CODES}
+)
+"""The gateway's documented refusals: an answer carrying one of these is an error, whatever its
+``rt_cd`` says (success answers carry codes such as ``KIOK0510`` or ``APBK0013``)."""
+
+SELLABLE_DIGITS: Final = {
+    "buy_qty": 10,
+    "sll_qty": 10,
+    "cblc_qty": 19,
+    "nsvg_qty": 19,
+    "ord_psbl_qty": 10,
+    "pchs_avg_pric": 18,
+    "pchs_amt": 19,
+    "now_pric": 8,
+    "evlu_amt": 19,
+    "evlu_pfls_amt": 19,
+    "evlu_pfls_rt": 7,
+}
+"""inquire-psbl-sell's numbers and the Length its reference page gives each: the most digits of a
+quantity, or of a price, amount or rate before its decimal point. The page prints the lengths of
+``pchs_avg_pric`` and ``evlu_pfls_rt`` as "184" and "72", read here as 18.4 and 7.2 (integer and
+fraction digits; 18 + 4 and 7 + 2 are the lengths inquire-balance gives the same two fields)."""
+BALANCE_DIGITS: Final = {"hldg_qty": 19, "ord_psbl_qty": 19, "pchs_avg_pric": 18, "prpr": 19}
+"""inquire-balance's numbers that :class:`~kis_async.models.Position` reads. That page is not in
+the reference set: quantities get 19 digits (the widest quantity on the reference page), the
+average price 18 as on inquire-psbl-sell, the current price 19 as KIS's amounts."""

@@ -7,8 +7,19 @@ from typing import Any
 import msgspec
 import pytest
 
-from kis_async import DecodeError, SellableQuantity
-from kis_async.models import decode_sellable, pick_sellable
+from kis_async import DecodeError, Position, SellableQuantity, spec
+from kis_async.models import (
+    Envelope,
+    SellableEnvelope,
+    _PositionText,
+    _SellableText,
+    decode_balance,
+    decode_envelope,
+    decode_sellable,
+    decode_token,
+    pick_sellable,
+    read_answer,
+)
 
 OUTPUT = {
     "pdno": "005930",
@@ -119,3 +130,372 @@ def test_euc_kr_body_is_read() -> None:
 def test_results_encode_back_to_json_with_exact_decimals() -> None:
     q = decode(body(output1=OUTPUT))
     assert msgspec.json.decode(msgspec.json.encode(q))["pchs_avg_pric"] == "71250.0000"
+
+
+# -- numbers: what KIS sends, and what is refused -----------------------------------------------
+
+REFUSED = DecodeError
+"""In the tables below: the value is refused, with a DecodeError naming the field."""
+
+NUMBER_TABLE = [
+    # quantities: plain ASCII digits, with KIS's quirks
+    ("ord_psbl_qty", "115", 115),
+    ("ord_psbl_qty", "", 0),
+    ("ord_psbl_qty", "   ", 0),
+    ("ord_psbl_qty", " 120 ", 120),
+    ("ord_psbl_qty", "\t120\r\n", 120),
+    ("ord_psbl_qty", "0000115", 115),
+    ("ord_psbl_qty", "1,234", 1234),
+    ("ord_psbl_qty", "1,234,567", 1234567),
+    ("ord_psbl_qty", "9999999999", 9_999_999_999),
+    ("ord_psbl_qty", "0000000000009999999999", 9_999_999_999),
+    ("buy_qty", "9999999999", 9_999_999_999),
+    ("cblc_qty", "9999999999999999999", 9_999_999_999_999_999_999),
+    ("nsvg_qty", "0", 0),
+    # quantities: everything else
+    ("ord_psbl_qty", "１２０", REFUSED),
+    ("ord_psbl_qty", "١٢٠", REFUSED),
+    ("ord_psbl_qty", "1_000", REFUSED),
+    ("ord_psbl_qty", "1e3", REFUSED),
+    ("ord_psbl_qty", "1E3", REFUSED),
+    ("ord_psbl_qty", "0x10", REFUSED),
+    ("ord_psbl_qty", "+5", REFUSED),
+    ("ord_psbl_qty", "-5", REFUSED),
+    ("ord_psbl_qty", "-0", REFUSED),
+    ("ord_psbl_qty", "12.0", REFUSED),
+    ("ord_psbl_qty", "12.5", REFUSED),
+    ("ord_psbl_qty", "1,23", REFUSED),
+    ("ord_psbl_qty", "1,2345", REFUSED),
+    ("ord_psbl_qty", ",123", REFUSED),
+    ("ord_psbl_qty", "1 2", REFUSED),
+    ("ord_psbl_qty", "\u3000120", REFUSED),
+    ("ord_psbl_qty", "\xa0120", REFUSED),
+    ("ord_psbl_qty", "120\x00", REFUSED),
+    ("ord_psbl_qty", '"120"', REFUSED),
+    ("ord_psbl_qty", "NaN", REFUSED),
+    ("ord_psbl_qty", "99999999999", REFUSED),
+    ("buy_qty", "10000000000", REFUSED),
+    ("sll_qty", "99999999999", REFUSED),
+    ("cblc_qty", "10000000000000000000", REFUSED),
+    ("nsvg_qty", "99999999999999999999999", REFUSED),
+    ("ord_psbl_qty", 120, REFUSED),
+    ("ord_psbl_qty", 1e3, REFUSED),
+    ("ord_psbl_qty", None, REFUSED),
+    ("ord_psbl_qty", True, REFUSED),
+    ("ord_psbl_qty", ["120"], REFUSED),
+    ("ord_psbl_qty", {"value": "120"}, REFUSED),
+    # prices and amounts: decimals, never negative
+    ("pchs_avg_pric", "71250.0000", Decimal("71250.0000")),
+    ("pchs_avg_pric", "71,250.0000", Decimal("71250.0000")),
+    ("pchs_avg_pric", " 71250.5 ", Decimal("71250.5")),
+    ("pchs_avg_pric", "0.5", Decimal("0.5")),
+    ("pchs_avg_pric", "", Decimal(0)),
+    ("pchs_avg_pric", "123456789012345678.1234", Decimal("123456789012345678.1234")),
+    ("pchs_avg_pric", "1.000000000001", Decimal("1.000000000001")),
+    ("now_pric", "72100", Decimal(72100)),
+    ("now_pric", "99999999", Decimal(99999999)),
+    ("pchs_amt", "8,550,000", Decimal(8550000)),
+    ("evlu_amt", "9999999999999999999", Decimal(9999999999999999999)),
+    ("pchs_avg_pric", "1e999999", REFUSED),
+    ("pchs_avg_pric", "1E+3", REFUSED),
+    ("pchs_avg_pric", "Infinity", REFUSED),
+    ("pchs_avg_pric", "-Infinity", REFUSED),
+    ("pchs_avg_pric", "inf", REFUSED),
+    ("pchs_avg_pric", "NaN", REFUSED),
+    ("pchs_avg_pric", "sNaN", REFUSED),
+    ("pchs_avg_pric", "-1", REFUSED),
+    ("pchs_avg_pric", "-0", REFUSED),
+    ("pchs_avg_pric", "-0.0", REFUSED),
+    ("pchs_avg_pric", "+71250", REFUSED),
+    ("pchs_avg_pric", "1.", REFUSED),
+    ("pchs_avg_pric", ".5", REFUSED),
+    ("pchs_avg_pric", "1.2.3", REFUSED),
+    ("pchs_avg_pric", "71250,0000", REFUSED),
+    ("pchs_avg_pric", "７１２５０", REFUSED),
+    ("pchs_avg_pric", "71_250", REFUSED),
+    ("pchs_avg_pric", "1234567890123456789", REFUSED),
+    ("pchs_avg_pric", 71250.0, REFUSED),
+    ("now_pric", "123456789", REFUSED),
+    ("pchs_amt", "-8550000", REFUSED),
+    ("evlu_amt", "-1", REFUSED),
+    ("evlu_amt", "10000000000000000000", REFUSED),
+    # profit and loss: the only numbers that may be negative
+    ("evlu_pfls_amt", "-102000", Decimal(-102000)),
+    ("evlu_pfls_amt", "-1,234,567", Decimal(-1234567)),
+    ("evlu_pfls_amt", " -102000 ", Decimal(-102000)),
+    ("evlu_pfls_amt", "102000", Decimal(102000)),
+    ("evlu_pfls_rt", "-1.19", Decimal("-1.19")),
+    ("evlu_pfls_rt", "-0012.50", Decimal("-12.50")),
+    ("evlu_pfls_rt", "-1234567.99", Decimal("-1234567.99")),
+    ("evlu_pfls_rt", "-0", Decimal(0)),
+    ("evlu_pfls_rt", "", Decimal(0)),
+    ("evlu_pfls_rt", "+1.19", REFUSED),
+    ("evlu_pfls_rt", "--1.19", REFUSED),
+    ("evlu_pfls_rt", "1.19-", REFUSED),
+    ("evlu_pfls_rt", "-", REFUSED),
+    ("evlu_pfls_rt", "-.5", REFUSED),
+    ("evlu_pfls_rt", "- 1.19", REFUSED),
+    ("evlu_pfls_rt", "−1.19", REFUSED),
+    ("evlu_pfls_rt", "-12345678.0", REFUSED),
+    ("evlu_pfls_amt", "-1e3", REFUSED),
+    ("evlu_pfls_amt", "-10000000000000000000", REFUSED),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "expected"),
+    [pytest.param(*case, id=f"{case[0]}={case[1]!r}") for case in NUMBER_TABLE],
+)
+def test_numbers_are_read_only_as_kis_writes_them(field: str, raw: Any, expected: Any) -> None:
+    if expected is REFUSED:
+        with pytest.raises(DecodeError) as caught:
+            decode(body(output1=OUTPUT | {field: raw}))
+        assert (caught.value.field, caught.value.pdno) == (field, "005930")
+        return
+    value = getattr(decode(body(output1=OUTPUT | {field: raw})), field)
+    assert value == expected and type(value) is type(expected)
+    assert str(value) == str(expected)
+
+
+POSITION = {
+    "pdno": "000660",
+    "prdt_name": "SK하이닉스",
+    "hldg_qty": "10",
+    "ord_psbl_qty": "7",
+    "pchs_avg_pric": "181500.0000",
+    "prpr": "183000",
+    "evlu_pfls_rt": "0.83",
+}
+
+POSITION_TABLE = [
+    ("hldg_qty", "10", 10),
+    ("hldg_qty", " 10 ", 10),
+    ("hldg_qty", "", 0),
+    ("hldg_qty", "1,000", 1000),
+    ("hldg_qty", "9999999999999999999", 9_999_999_999_999_999_999),
+    ("ord_psbl_qty", "9999999999999999999", 9_999_999_999_999_999_999),
+    ("pchs_avg_pric", "181,500.0000", Decimal("181500.0000")),
+    ("prpr", "183000", Decimal(183000)),
+    ("hldg_qty", "１０", REFUSED),
+    ("hldg_qty", "1_0", REFUSED),
+    ("hldg_qty", "1e1", REFUSED),
+    ("hldg_qty", "-1", REFUSED),
+    ("hldg_qty", "10000000000000000000", REFUSED),
+    ("ord_psbl_qty", "7.0", REFUSED),
+    ("ord_psbl_qty", 7, REFUSED),
+    ("pchs_avg_pric", "NaN", REFUSED),
+    ("pchs_avg_pric", "-181500", REFUSED),
+    ("pchs_avg_pric", "1234567890123456789", REFUSED),
+    ("prpr", "Infinity", REFUSED),
+    ("prpr", "-0", REFUSED),
+    ("prpr", "1e3", REFUSED),
+]
+
+
+def balance(*rows: dict[str, Any]) -> bytes:
+    page = {"rt_cd": "0", "msg_cd": "KIOK0510", "msg1": "", "output1": list(rows)}
+    return json.dumps(page, ensure_ascii=False).encode()
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "expected"),
+    [pytest.param(*case, id=f"{case[0]}={case[1]!r}") for case in POSITION_TABLE],
+)
+def test_positions_follow_the_same_rules(field: str, raw: Any, expected: Any) -> None:
+    rows = (OTHER_POSITION, POSITION | {field: raw})
+    if expected is REFUSED:
+        with pytest.raises(DecodeError) as caught:
+            decode_balance(balance(*rows))
+        assert (caught.value.field, caught.value.pdno) == (field, "000660")
+        return
+    value = getattr(decode_balance(balance(*rows)).output1[1], field)
+    assert value == expected and type(value) is type(expected)
+
+
+OTHER_POSITION = POSITION | {"pdno": "005930", "prdt_name": "삼성전자"}
+
+
+def test_fast_path_rows_have_the_public_fields_in_order() -> None:
+    for public, text, digits in (
+        (SellableQuantity, _SellableText, spec.SELLABLE_DIGITS),
+        (Position, _PositionText, spec.BALANCE_DIGITS),
+    ):
+        assert text.__struct_fields__ == public.__struct_fields__
+        assert public.__struct_fields__[-len(digits) :] == tuple(digits)
+
+
+def test_every_number_on_the_reference_page_has_its_length() -> None:
+    assert spec.SELLABLE_DIGITS == {
+        "buy_qty": 10,
+        "sll_qty": 10,
+        "cblc_qty": 19,
+        "nsvg_qty": 19,
+        "ord_psbl_qty": 10,
+        "pchs_avg_pric": 18,
+        "pchs_amt": 19,
+        "now_pric": 8,
+        "evlu_amt": 19,
+        "evlu_pfls_amt": 19,
+        "evlu_pfls_rt": 7,
+    }
+
+
+def test_the_error_quotes_a_long_value_shortened() -> None:
+    with pytest.raises(DecodeError) as caught:
+        decode(body(output1=OUTPUT | {"ord_psbl_qty": "x" * 10_000}))
+    assert len(str(caught.value)) < 200
+
+
+# -- which row answers: ambiguity ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        {"output1": [OUTPUT, OUTPUT | {"ord_psbl_qty": "120"}]},
+        {"output": [OUTPUT, OUTPUT | {"prdt_name": "삼성전자우"}]},
+        {"output1": [OUTPUT, OUTPUT | {"pdno": " 005930 ", "evlu_pfls_rt": "-1.20"}]},
+        {"output1": OUTPUT, "output": OUTPUT | {"cblc_qty": "0"}},
+        {"output1": OUTPUT, "output": [OUTPUT | {"ord_psbl_qty": "0"}]},
+    ],
+)
+def test_two_different_rows_for_the_ticker_are_an_ambiguous_answer(
+    envelope: dict[str, Any],
+) -> None:
+    with pytest.raises(DecodeError, match="ambiguous") as caught:
+        decode(body(**envelope))
+    assert (caught.value.field, caught.value.pdno) == ("output1", "005930")
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        {"output1": [OUTPUT, OUTPUT]},
+        {"output1": [OUTPUT, OUTPUT | {"pdno": " 005930 ", "cblc_qty": "0120"}]},
+        {"output1": OUTPUT, "output": [OUTPUT]},
+        {"output1": [OUTPUT | {"pdno": "000660", "cblc_qty": "1"}, OUTPUT]},
+    ],
+)
+def test_the_same_row_repeated_is_read_once(envelope: dict[str, Any]) -> None:
+    q = decode(body(**envelope))
+    assert (q.pdno, q.cblc_qty, q.ord_psbl_qty) == ("005930", 120, 115)
+
+
+# -- the envelope: success that names a refusal, repeated keys ----------------------------------
+
+
+@pytest.mark.parametrize("code", sorted(spec.GATEWAY_ERROR_CODES))
+def test_success_naming_a_gateway_refusal_is_read_as_that_refusal(code: str) -> None:
+    raw = body(msg_cd=code, msg1="초당 거래건수를 초과하였습니다.", output1=OUTPUT)
+    answer = read_answer(raw, lambda b: decode_sellable(b, "005930"))
+    assert type(answer) is Envelope
+    assert (answer.rt_cd, answer.msg_cd, answer.msg1) == (
+        spec.RT_FAILED,
+        code,
+        "초당 거래건수를 초과하였습니다.",
+    )
+
+
+def test_an_empty_holdings_page_naming_a_refusal_is_not_an_empty_account() -> None:
+    raw = json.dumps({"rt_cd": "0", "msg_cd": "EGW00123", "msg1": "", "output1": []}).encode()
+    answer = read_answer(raw, decode_balance)
+    assert (type(answer), answer.rt_cd, answer.msg_cd) == (Envelope, "1", "EGW00123")
+
+
+def test_a_malformed_success_naming_a_refusal_is_still_that_refusal() -> None:
+    raw = body(msg_cd="EGW00201", output1=OUTPUT | {"ord_psbl_qty": "1e3"})
+    answer = read_answer(raw, lambda b: decode_sellable(b, "005930"))
+    assert isinstance(answer, Envelope) and (answer.rt_cd, answer.msg_cd) == ("1", "EGW00201")
+
+
+@pytest.mark.parametrize("code", ["KIOK0510", "APBK0013", "", "EGW99999"])
+def test_success_with_any_other_code_is_success(code: str) -> None:
+    answer = read_answer(body(msg_cd=code, output1=OUTPUT), lambda b: decode_sellable(b, "005930"))
+    assert isinstance(answer, SellableEnvelope) and answer.rt_cd == "0"
+
+
+def test_a_failure_is_left_as_kis_sent_it() -> None:
+    raw = body(rt_cd="1", msg_cd="EGW00201", msg1="초당 거래건수를 초과하였습니다.")
+    answer = read_answer(raw, lambda b: decode_sellable(b, "005930"))
+    assert isinstance(answer, SellableEnvelope) and answer.rt_cd == "1"
+
+
+PADDED = {"nsvg_qty": " 0 "}
+"""A quirk that sends a body to the slow path."""
+
+
+@pytest.mark.parametrize("quirk", [{}, PADDED], ids=["fast path", "slow path"])
+def test_a_repeated_key_reads_its_last_occurrence_on_both_paths(quirk: dict[str, str]) -> None:
+    row = json.dumps(OUTPUT | quirk, ensure_ascii=False)[:-1] + ', "ord_psbl_qty": "7"}'
+    raw = f'{{"rt_cd": "1", "msg_cd": "KIOK0510", "rt_cd": "0", "output1": {row}}}'.encode()
+    envelope = decode_sellable(raw, "005930")
+    assert envelope.rt_cd == "0"
+    assert pick_sellable(envelope, "005930").ord_psbl_qty == 7
+
+
+def test_a_repeated_verdict_naming_a_refusal_is_that_refusal() -> None:
+    raw = b'{"rt_cd": "1", "msg_cd": "EGW00201", "msg1": "", "rt_cd": "0"}'
+    answer = read_answer(raw, lambda b: decode_sellable(b, "005930"))
+    assert isinstance(answer, Envelope) and (answer.rt_cd, answer.msg_cd) == ("1", "EGW00201")
+
+
+# -- bodies nested too deep, bodies in the legacy encoding ---------------------------------------
+
+
+def nested(depth: int, kind: str) -> str:
+    if kind == "list":
+        return "[" * depth + "]" * depth
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+@pytest.mark.parametrize("kind", ["list", "object"])
+@pytest.mark.parametrize(
+    "where",
+    ["unknown key", "unknown key in the row", "output1", "a number", "msg1", "a list of rows"],
+)
+def test_json_nested_1000_deep_anywhere_is_a_decode_error_for_the_ticker(
+    where: str, kind: str
+) -> None:
+    deep = nested(1000, kind)
+    row = json.dumps(OUTPUT, ensure_ascii=False)
+    text = {
+        "unknown key": f'{{"rt_cd": "0", "extra": {deep}, "output1": {row}}}',
+        "unknown key in the row": f'{{"rt_cd": "0", "output1": {row[:-1]}, "extra": {deep}}}}}',
+        "output1": f'{{"rt_cd": "0", "output1": {deep}}}',
+        "a number": f'{{"rt_cd": "0", "output1": {row[:-1]}, "cblc_qty": {deep}}}}}',
+        "msg1": f'{{"rt_cd": "0", "msg1": {deep}, "output1": {row}}}',
+        "a list of rows": f'{{"rt_cd": "0", "output": [{row}, {deep}]}}',
+    }[where]
+    raw = text.encode()
+    with pytest.raises(DecodeError, match="nested too deeply") as caught:
+        decode(raw)
+    assert caught.value.pdno == "005930"
+    assert isinstance(read_answer(raw, lambda b: decode_sellable(b, "005930")), DecodeError)
+    for decoder in (decode_balance, decode_envelope, decode_token):
+        with pytest.raises(DecodeError, match="nested too deeply"):
+            decoder(raw)
+
+
+def test_json_nested_a_little_under_an_unknown_key_is_ignored() -> None:
+    row = json.dumps(OUTPUT, ensure_ascii=False)
+    raw = f'{{"rt_cd": "0", "extra": {nested(50, "list")}, "output1": {row}}}'.encode()
+    assert decode(raw).ord_psbl_qty == 115
+
+
+def test_euc_kr_body_with_a_quirk_is_read() -> None:
+    document = {"rt_cd": "0", "msg1": "조회가 완료되었습니다", "output1": OUTPUT | PADDED}
+    raw = json.dumps(document, ensure_ascii=False).encode("euc-kr")
+    assert decode(raw).prdt_name == "삼성전자"
+
+
+def test_euc_kr_is_noticed_after_a_number_the_fast_path_refused() -> None:
+    row = json.dumps(OUTPUT | PADDED, ensure_ascii=False)
+    raw = f'{{"rt_cd": "0", "output1": {row}, "msg1": "조회가 완료되었습니다"}}'.encode("euc-kr")
+    assert decode(raw).nsvg_qty == 0
+
+
+def test_a_body_in_no_korean_encoding_is_a_decode_error_even_after_a_refused_number() -> None:
+    row = json.dumps(OUTPUT | PADDED)
+    raw = f'{{"rt_cd": "0", "output1": {row}, "msg1": "'.encode() + b'\xff\xff"}'
+    with pytest.raises(DecodeError, match="neither UTF-8 nor EUC-KR"):
+        decode(raw)
