@@ -203,6 +203,10 @@ class TokenManager:
         self.issued = 0
         """Issuances this manager asked KIS for (each one pings the account holder)."""
 
+    def fresh(self) -> str | None:
+        """The token, if it is fresh: the common case, answered without awaiting anything."""
+        return self._current if self._clock() < self._refresh_at else None
+
     async def get(self) -> str:
         """A token to send now. Raises the error of a failed issuance (see the class notes)."""
         now = self._clock()

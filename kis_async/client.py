@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import math
@@ -454,7 +455,7 @@ class KISClient:
             spec.SELLABLE_PATH,
             tr_id=spec.SELLABLE_TR_ID,
             params=self._sellable_query + pdno,
-            decode=lambda body: decode_sellable(body, pdno),
+            decode=functools.partial(decode_sellable, pdno=pdno),
             pdno=pdno,
         )
         return pick_sellable(response.data, pdno)

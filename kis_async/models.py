@@ -101,8 +101,9 @@ S = TypeVar("S", bound=msgspec.Struct)
 
 
 def _text(digits: int) -> msgspec.Meta:
-    """A number as the fast path takes it: text, not empty, at most ``digits`` characters."""
-    return msgspec.Meta(min_length=1, max_length=digits)
+    """A number as the fast path takes it: text of at most ``digits`` characters (blank is 0:
+    the all-blank answer for a ticker not held is common, and read here too)."""
+    return msgspec.Meta(max_length=digits)
 
 
 class Envelope(msgspec.Struct):
@@ -298,16 +299,20 @@ class _Rows(Generic[R]):
         Anything else raises msgspec's ``ValidationError``, which sends the body to the slow path.
         """
         values = msgspec.structs.astuple(row)
-        unsigned = ",".join(values[self.first : self.signed])
-        signed = ",".join(values[self.signed :])
-        text = (f"[{unsigned},{signed}]" if signed else f"[{unsigned}]").encode()
-        if "-" in unsigned or text.translate(_PLAIN) != text:
+        first, signed = self.first, self.signed
+        numbers = values[first:]
+        if "" in numbers:  # blank is 0: a ticker not held comes back all blank
+            numbers = tuple(v or "0" for v in numbers)
+        unsigned = ",".join(numbers[: signed - first])
+        if "-" in unsigned:
+            raise msgspec.ValidationError("a number is not plain")
+        text = f"[{','.join(numbers)}]".encode()
+        if text.translate(_PLAIN) != text:
             raise msgspec.ValidationError("a number is not plain")
         try:
-            numbers = self.numbers.decode(text)
+            return self.kind(*values[:first], *self.numbers.decode(text))
         except msgspec.DecodeError as exc:
             raise msgspec.ValidationError(f"a number is not plain: {exc}") from None
-        return self.kind(*(values[: self.first] + numbers))
 
     def normalize(self, item: dict[str, Any], pdno: str | None) -> None:
         """The slow path: each number of ``item`` (a row as plain JSON) replaced by its value.
@@ -389,6 +394,9 @@ def pick_sellable(envelope: SellableEnvelope, pdno: str) -> SellableQuantity:
     ``pdno``); rows in a list about other tickers are skipped. Rows about ``pdno`` that differ
     are refused as ambiguous (field ``output1``); equal ones are read once.
     """
+    single = envelope.output1
+    if envelope.output is None and type(single) is SellableQuantity and single.pdno == pdno:
+        return single  # the usual answer: one object, about the ticker asked
     found: list[SellableQuantity] = []
     for output in (envelope.output1, envelope.output):
         if isinstance(output, list):
@@ -416,8 +424,8 @@ def pick_sellable(envelope: SellableEnvelope, pdno: str) -> SellableQuantity:
 
 def _fast_sellable(body: bytes) -> SellableEnvelope:
     text = _sellable_decoder.decode(body)
-    output1, output = _typed_output(text.output1), _typed_output(text.output)
-    return SellableEnvelope(text.rt_cd, text.msg_cd, text.msg1, output1, output)
+    output = None if text.output is None else _typed_output(text.output)
+    return SellableEnvelope(text.rt_cd, text.msg_cd, text.msg1, _typed_output(text.output1), output)
 
 
 def _typed_output(output: _SellableText | list[_SellableText] | None) -> _Output:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import NamedTuple, Protocol
@@ -138,6 +139,9 @@ class Throttle:
         rate = validate.positive("rate", rate)
         margin = validate.non_negative("margin", margin, below=1.0)
         self._pace = Pace.start(rate, margin)
+        self._interval = self._window = self._horizon = self._slack = 0.0
+        self._calls = 1
+        self._derive()
         self._sent: deque[Ticket] = deque()
         """Un-refused departures of the last window plus a second, oldest first."""
         self._next_at = float("-inf")
@@ -155,20 +159,19 @@ class Throttle:
 
     def try_acquire(self) -> Ticket | None:
         """Leave now without awaiting anything, if the line is empty and the pace allows it."""
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()
         if self._line.closed or (self._line.empty and self._due(now) <= 0):
             return self._leave(now)
         return None
 
     async def acquire(self) -> Ticket:
         """Wait in line, then until the pace lets one more call leave; cancellable."""
-        loop = asyncio.get_running_loop()
         ticket = self.try_acquire()
         if ticket is not None:
             return ticket
         async with self._line.turn():
             while True:
-                now = loop.time()
+                now = time.monotonic()
                 self._learn(after_clean(self._pace, now=now), "probing up")
                 wait = self._due(now)
                 if wait <= 0 or self._line.closed:
@@ -183,7 +186,7 @@ class Throttle:
             sent.remove(ticket)
         start = ticket.sent_at - 1.0
         accepted = sum(1 for t in sent if start < t.sent_at < ticket.sent_at)
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()
         self._learn(
             after_refusal(self._pace, sent_at=ticket.sent_at, accepted=accepted, now=now),
             f"the gateway refused a call ({accepted} accepted in the second before)",
@@ -195,26 +198,34 @@ class Throttle:
     def _learn(self, pace: Pace, why: str) -> None:
         if pace != self._pace:
             self._pace = pace
+            self._derive()
             log_change(pace, why)
+
+    def _derive(self) -> None:
+        """The pace's numbers the hot path reads, worked out once per change."""
+        pace = self._pace
+        self._interval = pace.interval
+        self._window = pace.window
+        self._horizon = pace.window + HISTORY
+        self._calls = pace.window_calls
+        self._slack = min(TIMER_SLACK, pace.interval / 2)
 
     def _due(self, now: float) -> float:
         """Seconds until the next call may leave (0 or less: now)."""
-        pace = self._pace
-        due = self._next_at
         sent = self._sent
-        edge = now - pace.window - HISTORY
+        edge = now - self._horizon
         while sent and sent[0].sent_at <= edge:
             sent.popleft()
-        calls = pace.window_calls
+        due = self._next_at
+        calls = self._calls
         if len(sent) >= calls:
-            due = max(due, sent[-calls].sent_at + pace.window + _EPSILON)
+            due = max(due, sent[-calls].sent_at + self._window + _EPSILON)
         return due - now
 
     def _leave(self, now: float) -> Ticket:
-        interval = self._pace.interval
-        self._next_at = max(self._next_at, now - min(TIMER_SLACK, interval / 2)) + interval
+        self._next_at = max(self._next_at, now - self._slack) + self._interval
         self._number += 1
-        ticket = Ticket(now, self._number)
+        ticket = _ticket(Ticket, (now, self._number, False))
         self._sent.append(ticket)
         return ticket
 
@@ -233,6 +244,11 @@ def log_change(pace: Pace, why: str) -> None:
         pace.margin * 1000,
         pace.ceiling,
     )
+
+
+_ticket = tuple.__new__
+"""Builds a :class:`Ticket` without the Python-level ``__new__`` a NamedTuple has: a third of
+the cost of leaving, on the path every call takes."""
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

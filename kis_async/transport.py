@@ -109,7 +109,7 @@ class Transport:
 
         ``params`` is the query, as a mapping or a string already encoded.
         """
-        token = await self._tokens.get()
+        token = self._tokens.fresh() or await self._tokens.get()
         retries = renewals = 0
         while True:
             ticket = self._pacer.try_acquire() or await self._pacer.acquire()
@@ -121,13 +121,9 @@ class Transport:
             outcome = reply.failure or read_answer(reply.body, decode)
             if isinstance(outcome, Envelope) and outcome.rt_cd != spec.RT_OK:
                 outcome.msg1 = self._redact(outcome.msg1)
-            verdict = classify(
-                reply.status,
-                outcome,
-                retry_after=parse_retry_after(reply.headers.get("Retry-After")),
-                tr_id=tr_id,
-                pdno=pdno,
-            )
+            status = reply.status
+            wait = parse_retry_after(reply.headers.get("Retry-After")) if status >= 400 else None
+            verdict = classify(status, outcome, retry_after=wait, tr_id=tr_id, pdno=pdno)
             if isinstance(verdict, Retry) and verdict.throttled:
                 await self._pacer.refused(ticket)
             match verdict:

@@ -89,6 +89,7 @@ class Fail:
 
 
 Verdict = Ok | Retry | Renew | Fail
+_OK = Ok()
 Outcome = Envelope | DecodeError | BaseException
 """What came back from one try: an envelope, a body that is not one, or no answer at all."""
 
@@ -104,6 +105,8 @@ def classify(
 ) -> Verdict:
     """Judge one attempt. ``status`` is 0 when no answer arrived (``outcome`` is then the
     exception). ``token_endpoint`` marks tokenP, where every refusal is an :class:`AuthError`."""
+    if status < 300 and isinstance(outcome, Envelope) and outcome.rt_cd == spec.RT_OK:
+        return _OK
     where = "token endpoint: " if token_endpoint else ""
     source = "token" if token_endpoint else "api"
     if isinstance(outcome, TooLarge):
@@ -121,7 +124,7 @@ def classify(
         page = TransportError(reason, status=status, pdno=pdno, source=source)
         return Retry(page, retry_after) if status >= 500 or status == 429 else Fail(page)
     if outcome.rt_cd == spec.RT_OK and status < 400:
-        return Ok()
+        return _OK
     code = outcome.msg_cd
     kind: type[APIError] = APIError
     if code == spec.RATE_LIMITED:
