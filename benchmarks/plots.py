@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -32,6 +33,9 @@ from network import TOLD, Scenario
 from kis_async.simulator import Simulator, Stats
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+OUT = DOCS
+"""Where the pictures go: ``docs/`` for a full run, a temporary folder for a ``--quick`` one (so a
+quick pass never replaces the pictures the README shows)."""
 REQUEST_JITTER = 0.02
 """Seconds, plus or minus, on network.py's 50 ms way in (answers take 30 ± 10 ms more)."""
 PACE_EVERY = 0.05
@@ -132,7 +136,7 @@ def draw_limits(ax: Axes, scenario: Scenario) -> None:
 def finish(fig: Figure, ax: Axes, name: str) -> Path:
     ax.set_xlabel("seconds since the simulator started")
     ax.set_xlim(left=0)
-    path = DOCS / name
+    path = OUT / name
     path.parent.mkdir(exist_ok=True)
     fig.savefig(path, dpi=100)
     return path
@@ -211,6 +215,9 @@ def learning_picture(
 
 
 def main(quick: bool) -> None:
+    global OUT
+    if quick:
+        OUT = Path(tempfile.mkdtemp(prefix="kis_async-plots-"))
     few, many = (60, 100) if quick else (200, 300)
     pictures = [
         limit_clients(few),
@@ -233,7 +240,7 @@ def main(quick: bool) -> None:
         [row for _, rows in pictures for row in rows],
     )
     for path, _ in pictures:
-        print(path.relative_to(DOCS.parent))
+        print(path)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,10 @@
-"""KISClient: the methods a trading bot calls, over one session, one token and one pacer."""
+"""KISClient: the methods a trading bot calls, over one session, one token and one pacer.
+
+The client builds the parts and holds them: the :class:`~kis_async.wire.Wire` (the session),
+the :class:`~kis_async.auth.TokenManager` with its issuer and store, the pacer (this process's
+:class:`~kis_async.throttle.Throttle`, or Redis's), and the :class:`~kis_async.transport.Transport`
+that takes one call through them. Its methods say *what* to ask KIS; the transport says how.
+"""
 
 from __future__ import annotations
 
@@ -81,9 +87,11 @@ class KISClient:
 
     Use it as an async context manager; every request made through it shares one
     ``aiohttp.ClientSession``, one access token and one pacer, so any number of concurrent calls
-    stay under ``rate_limit`` calls per second as they arrive at KIS (see
-    :mod:`kis_async.throttle`). Every argument is checked here, so a mistake is a
-    ``ValueError``/``TypeError`` naming the argument before any request.
+    stay under ``rate_limit`` calls per second as they arrive at KIS, or under the lower pace KIS's
+    refusals teach (see :mod:`kis_async.pace`; :attr:`stats` tells it). Every argument is
+    checked here, so a mistake is a ``ValueError``/``TypeError`` naming the argument before any
+    request. Once KIS refuses the account (:class:`~kis_async.errors.AccountError`), every later
+    call fails with that refusal without asking again.
 
     :param account: ``"12345678-01"`` or ``"1234567801"``.
     :param base_url: the real host by default. Plain ``http://`` is accepted only for loopback
@@ -96,8 +104,8 @@ class KISClient:
         while each call takes up to two seconds.
     :param retry: how transient faults are retried (see :class:`~kis_async.retry.RetryPolicy`).
     :param timeout: seconds one request may take before it counts as a transient fault.
-    :param pace_margin: seconds of arrival jitter the pacing absorbs (see
-        :class:`~kis_async.throttle.Throttle`).
+    :param pace_margin: seconds of arrival jitter the pacing allows for at first (the pace
+        widens it when KIS refuses calls that arrived early; see :mod:`kis_async.pace`).
     :param token_issue_interval: seconds between token issuances (KIS: one a minute).
     :param corporate: a corporate customer's identification (:class:`~kis_async.Corporate`);
         implies ``custtype="B"``, and every call then carries the corporate headers and a fresh
