@@ -1,6 +1,7 @@
 """The ``kis-async`` command: a bulk sellable check from the shell, or against the simulator.
 
-This module is parsing and flow; :mod:`kis_async.render` decides how a run is shown. Results go
+This module is parsing and flow; :mod:`kis_async.inputs` reads the ticker lists and ``.env``
+files a user hands it, and :mod:`kis_async.render` decides how a run is shown. Results go
 to stdout (a table, ``--json``, ``--csv`` or ``--json-lines`` as each ticker completes); notes,
 progress, the summary and logs go to stderr. Credentials come only from the environment or an
 ``--env-file``, never from flags, which leak into shell history and ``ps``.
@@ -16,12 +17,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import csv
-import io
 import logging
 import math
 import os
-import re
 import signal
 import sys
 import textwrap
@@ -30,13 +28,13 @@ import traceback
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
-from dotenv import dotenv_values
 from yarl import URL
 
-from . import __version__, render, spec
+from . import __version__, inputs, render, spec
 from . import config as cfg
 from .client import KISClient
 from .errors import KISError
+from .inputs import UsageError
 from .render import Run, Setup, Status
 from .simulator import (
     DEMO_ACCOUNT,
@@ -76,18 +74,9 @@ _KEYWORD_VARIABLES = dict(zip(("app_key", "app_secret", "account"), cfg.REQUIRED
     keyword: name for name, keyword in cfg.OPTIONAL.items()
 }
 """Which variable fills which :class:`KISClient` argument, to name it when a value is refused."""
-_HEADER_NAMES = ("pdno", "종목코드", "종목번호", "단축코드", "ticker", "code", "symbol")
-"""Header cells that name the ticker column of a CSV, compared lower-cased."""
-_KRX_CODE = re.compile(r"[0-9][0-9A-Z]{5}")
-"""What a cell of an unnamed ticker column looks like: a KRX short code (005930, 0080G0)."""
-_KRX_CODE_DIGITS = 6
 _HELP_WIDTH = 79
 
 log = logging.getLogger(__name__)
-
-
-class UsageError(Exception):
-    """Bad input or configuration: reported as one line, exit status 2."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -368,7 +357,7 @@ def _number(text: str) -> float:
 def _check_command(args: argparse.Namespace, status: Status) -> int:
     """Everything a user can get wrong is checked here, before any request: the variables,
     the tickers, the client's arguments."""
-    values, origin = _environment(args.env_file, status)
+    values, origin = inputs.environment(args.env_file, status.note)
     settings = _settings(values, origin)
     pdnos = _tickers(args, status)
     client = _client(settings, args.rate, origin)
@@ -380,43 +369,6 @@ def _check_command(args: argparse.Namespace, status: Status) -> int:
     )
     run = Run(asked=pdnos, setup=setup)
     return _execute(args, status, run, _checked(client, args.holdings, run, status, args))
-
-
-def _environment(env_file: Path | None, status: Status) -> tuple[dict[str, str], dict[str, str]]:
-    """The ``KIS_*`` values in force, and where each was set (the environment, or the file).
-
-    A variable set (and not empty) in the environment wins over the file: a one-off
-    ``KIS_BASE_URL=... kis-async check --env-file .env`` works, as with docker compose and
-    python-dotenv's own ``load_dotenv``. When the two differ, a note says which was used.
-    """
-    values = {name: os.environ[name] for name in cfg.ALL if os.environ.get(name, "").strip()}
-    origin = dict.fromkeys(values, render.ENVIRONMENT)
-    if env_file is None:
-        return values, origin
-    for name, value in _read_env_file(env_file).items():
-        if name not in cfg.ALL:
-            if name.startswith("KIS_"):
-                status.note(f"{env_file}: {name} is not a kis-async variable; ignored")
-            continue
-        if value is None or not value.strip():
-            continue
-        if name in values:
-            if values[name] != value:
-                status.note(f"{name}: the environment's value wins over {env_file}'s")
-            continue
-        values[name] = value
-        origin[name] = str(env_file)
-    return values, origin
-
-
-def _read_env_file(path: Path) -> dict[str, str | None]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise UsageError(f"cannot read env file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"env file {path} is not UTF-8 text") from None
-    return dict(dotenv_values(stream=io.StringIO(text)))
 
 
 def _text(option: object) -> str | None:
@@ -464,85 +416,13 @@ def _shown_url(url: str | None) -> str | None:
 def _tickers(args: argparse.Namespace, status: Status) -> list[str]:
     codes = list(args.pdnos)
     if args.file is not None:
-        codes += _read_codes(args.file, status)
+        codes += inputs.read_codes(args.file, status.note)
     if not codes and not args.holdings:
         raise UsageError("no tickers: give PDNO arguments, --file or --holdings")
     try:
         return normalize_pdnos(codes)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-
-
-def _read_codes(source: str, status: Status) -> list[str]:
-    """The tickers in a file (or stdin for ``-``): a plain list, or a CSV column."""
-    if source == "-":
-        if sys.stdin.isatty():
-            status.note("reading tickers from stdin, one a line; end with Ctrl-D")
-        name, data = "stdin", sys.stdin.buffer.read()
-    else:
-        name = source
-        try:
-            data = Path(source).read_bytes()
-        except OSError as exc:
-            raise UsageError(f"cannot read {source}: {exc.strerror}") from None
-    return _codes(_decoded(data, name), name, status)
-
-
-def _decoded(data: bytes, name: str) -> str:
-    """UTF-8 (a BOM is fine), else CP949: what Korean Excel writes as "CSV (쉼표로 분리)"."""
-    for encoding in ("utf-8-sig", "cp949"):
-        with contextlib.suppress(UnicodeDecodeError):
-            return data.decode(encoding)
-    raise UsageError(f"{name} is neither UTF-8 nor CP949 text")
-
-
-def _codes(text: str, name: str, status: Status) -> list[str]:
-    """A plain list (one code a line, ``#`` comments, a lone header line skipped), or a CSV
-    when the first line has a comma, tab or semicolon in it."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    lines = [line for line in lines if not line.lstrip().startswith("#")]
-    if not lines:
-        return []
-    first = lines[0].split("#", 1)[0]
-    delimiter = next((d for d in (",", "\t", ";") if d in first), None)
-    if delimiter is None:
-        codes = [line.split("#", 1)[0].strip() for line in lines]
-        if codes[0].lower() in _HEADER_NAMES:
-            codes = codes[1:]
-        return codes
-    rows = [[cell.strip() for cell in row] for row in csv.reader(lines, delimiter=delimiter)]
-    return _csv_codes(rows, name, status)
-
-
-def _csv_codes(rows: list[list[str]], name: str, status: Status) -> list[str]:
-    """The ticker column: the one its header names, else the first whose cells look like
-    tickers. Codes Excel stripped of their leading zeros (5930) get them back."""
-    header = [cell.lower() for cell in rows[0]]
-    named = next((header.index(n) for n in _HEADER_NAMES if n in header), None)
-    if named is not None:
-        codes = [row[named] for row in rows[1:] if len(row) > named and row[named]]
-        if not codes:
-            raise UsageError(f"{name}: no tickers under '{rows[0][named]}'")
-        padded = [c.zfill(_KRX_CODE_DIGITS) if c.isdigit() else c for c in codes]
-        status.note(f"{name}: tickers from column {named + 1} ('{rows[0][named]}')")
-        restored = sum(a != b for a, b in zip(codes, padded, strict=True))
-        if restored:
-            status.note(f"{name}: {restored} code(s) had lost their leading zeros; restored")
-        return padded
-    if len(rows) == 1:
-        return [cell for cell in rows[0] if cell]
-    for column in range(max(map(len, rows))):
-        cells = [row[column].upper() for row in rows if len(row) > column and row[column]]
-        looks = [bool(_KRX_CODE.fullmatch(cell)) for cell in cells]
-        if len(looks) > 1 and all(looks[1:]):
-            status.note(
-                f"{name}: no pdno/종목코드 header; tickers from column {column + 1}, "
-                "whose cells look like tickers"
-            )
-            return cells if looks[0] else cells[1:]
-    raise UsageError(
-        f"{name}: no column of tickers; name one pdno or 종목코드 (header: {', '.join(rows[0])})"
-    )
 
 
 # -- running ---------------------------------------------------------------------------------------

@@ -40,16 +40,13 @@ from .errors import (
     TokenCacheError,
     TransportError,
 )
+from .inputs import ENVIRONMENT
 from .models import SellableQuantity
 
 _COLUMNS = ("ticker", "name", "held", "sold today", "sellable", "avg price", "now", "P/L %")
 _CSV_FIELDS = (*SellableQuantity.__struct_fields__, "error")
 _TOKEN_ENDPOINT = "token endpoint: "
 """How :mod:`kis_async.verdict` starts the reason of a failure at the token endpoint."""
-"""Progress records a terminal shows in its live line, passing, rather than as lines that stay."""
-"""How :mod:`kis_async.redis_backend` starts the reason of a Redis failure."""
-ENVIRONMENT = "the environment"
-"""The origin of a variable that was not read from an env file."""
 
 
 @dataclass(frozen=True, slots=True)

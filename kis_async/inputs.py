@@ -1,0 +1,145 @@
+"""What a user hands the command line: ticker lists and ``.env`` files, read as people write them.
+
+A ticker list is a plain list (one code a line, ``#`` comments), or a CSV as Korean Excel saves it
+(CP949, a header row, the codes in a column named ``종목코드`` or ``pdno``), from a file or stdin.
+A ``.env`` file is parsed by python-dotenv (comments, quotes, ``export``). Every mistake is a
+:class:`UsageError`: one line, naming the file and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from . import config as cfg
+
+ENVIRONMENT = "the environment"
+"""Where a variable came from when no ``--env-file`` set it."""
+_HEADER_NAMES = ("pdno", "종목코드", "종목번호", "단축코드", "ticker", "code", "symbol")
+"""Header cells that name the ticker column of a CSV, compared lower-cased."""
+_KRX_CODE = re.compile(r"[0-9][0-9A-Z]{5}")
+"""What a cell of an unnamed ticker column looks like: a KRX short code (005930, 0080G0)."""
+_KRX_CODE_DIGITS = 6
+
+
+class UsageError(Exception):
+    """Bad input or configuration: reported as one line, exit status 2."""
+
+
+def environment(
+    env_file: Path | None, note: Callable[[str], None]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The ``KIS_*`` values in force, and where each was set (the environment, or the file).
+
+    A variable set (and not empty) in the environment wins over the file: a one-off
+    ``KIS_BASE_URL=... kis-async check --env-file .env`` works, as with docker compose and
+    python-dotenv's own ``load_dotenv``. When the two differ, a note says which was used.
+    """
+    values = {name: os.environ[name] for name in cfg.ALL if os.environ.get(name, "").strip()}
+    origin = dict.fromkeys(values, ENVIRONMENT)
+    if env_file is None:
+        return values, origin
+    for name, value in _read_env_file(env_file).items():
+        if name not in cfg.ALL:
+            if name.startswith("KIS_"):
+                note(f"{env_file}: {name} is not a kis-async variable; ignored")
+            continue
+        if value is None or not value.strip():
+            continue
+        if name in values:
+            if values[name] != value:
+                note(f"{name}: the environment's value wins over {env_file}'s")
+            continue
+        values[name] = value
+        origin[name] = str(env_file)
+    return values, origin
+
+
+def _read_env_file(path: Path) -> dict[str, str | None]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise UsageError(f"cannot read env file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"env file {path} is not UTF-8 text") from None
+    return dict(dotenv_values(stream=io.StringIO(text)))
+
+
+def read_codes(source: str, note: Callable[[str], None]) -> list[str]:
+    """The tickers in a file (or stdin for ``-``): a plain list, or a CSV column."""
+    if source == "-":
+        if sys.stdin.isatty():
+            note("reading tickers from stdin, one a line; end with Ctrl-D")
+        name, data = "stdin", sys.stdin.buffer.read()
+    else:
+        name = source
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {source}: {exc.strerror}") from None
+    return _codes(_decoded(data, name), name, note)
+
+
+def _decoded(data: bytes, name: str) -> str:
+    """UTF-8 (a BOM is fine), else CP949: what Korean Excel writes as "CSV (쉼표로 분리)"."""
+    for encoding in ("utf-8-sig", "cp949"):
+        with contextlib.suppress(UnicodeDecodeError):
+            return data.decode(encoding)
+    raise UsageError(f"{name} is neither UTF-8 nor CP949 text")
+
+
+def _codes(text: str, name: str, note: Callable[[str], None]) -> list[str]:
+    """A plain list (one code a line, ``#`` comments, a lone header line skipped), or a CSV
+    when the first line has a comma, tab or semicolon in it."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.lstrip().startswith("#")]
+    if not lines:
+        return []
+    first = lines[0].split("#", 1)[0]
+    delimiter = next((d for d in (",", "\t", ";") if d in first), None)
+    if delimiter is None:
+        codes = [line.split("#", 1)[0].strip() for line in lines]
+        if codes[0].lower() in _HEADER_NAMES:
+            codes = codes[1:]
+        return codes
+    rows = [[cell.strip() for cell in row] for row in csv.reader(lines, delimiter=delimiter)]
+    return _csv_codes(rows, name, note)
+
+
+def _csv_codes(rows: list[list[str]], name: str, note: Callable[[str], None]) -> list[str]:
+    """The ticker column: the one its header names, else the first whose cells look like
+    tickers. Codes Excel stripped of their leading zeros (5930) get them back."""
+    header = [cell.lower() for cell in rows[0]]
+    named = next((header.index(n) for n in _HEADER_NAMES if n in header), None)
+    if named is not None:
+        codes = [row[named] for row in rows[1:] if len(row) > named and row[named]]
+        if not codes:
+            raise UsageError(f"{name}: no tickers under '{rows[0][named]}'")
+        padded = [c.zfill(_KRX_CODE_DIGITS) if c.isdigit() else c for c in codes]
+        note(f"{name}: tickers from column {named + 1} ('{rows[0][named]}')")
+        restored = sum(a != b for a, b in zip(codes, padded, strict=True))
+        if restored:
+            note(f"{name}: {restored} code(s) had lost their leading zeros; restored")
+        return padded
+    if len(rows) == 1:
+        return [cell for cell in rows[0] if cell]
+    for column in range(max(map(len, rows))):
+        cells = [row[column].upper() for row in rows if len(row) > column and row[column]]
+        looks = [bool(_KRX_CODE.fullmatch(cell)) for cell in cells]
+        if len(looks) > 1 and all(looks[1:]):
+            note(
+                f"{name}: no pdno/종목코드 header; tickers from column {column + 1}, "
+                "whose cells look like tickers"
+            )
+            return cells if looks[0] else cells[1:]
+    raise UsageError(
+        f"{name}: no column of tickers; name one pdno or 종목코드 (header: {', '.join(rows[0])})"
+    )
