@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar, cast, get_args
@@ -299,14 +299,14 @@ class _Rows(Generic[R]):
         Anything else raises msgspec's ``ValidationError``, which sends the body to the slow path.
         """
         values = msgspec.structs.astuple(row)
-        first, signed = self.first, self.signed
-        numbers = values[first:]
+        first = self.first
+        numbers: Sequence[str] = values[first:]
         if "" in numbers:  # blank is 0: a ticker not held comes back all blank
-            numbers = tuple(v or "0" for v in numbers)
-        unsigned = ",".join(numbers[: signed - first])
-        if "-" in unsigned:
+            numbers = [v or "0" for v in numbers]
+        joined = ",".join(numbers)
+        if "-" in joined and "-" in "".join(numbers[: self.signed - first]):
             raise msgspec.ValidationError("a number is not plain")
-        text = f"[{','.join(numbers)}]".encode()
+        text = f"[{joined}]".encode()
         if text.translate(_PLAIN) != text:
             raise msgspec.ValidationError("a number is not plain")
         try:

@@ -25,9 +25,9 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Generic, TypeVar, cast
 
+import msgspec
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import spec
@@ -47,10 +47,10 @@ E = TypeVar("E", bound=Envelope)
 _MAX_RENEWALS = 2
 
 
-@dataclass(frozen=True, slots=True)
-class Response(Generic[E]):
+class Response(msgspec.Struct, Generic[E], frozen=True):
     """A successful answer: the decoded body, the headers (``tr_cont`` for paging), and the
-    body's bytes for a caller that decodes it again in a type of its own."""
+    body's bytes for a caller that decodes it again in a type of its own (a Struct, like
+    :class:`~kis_async.wire.Reply`, as one is built per call)."""
 
     data: E
     headers: CIMultiDictProxy[str]
