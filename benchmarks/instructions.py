@@ -12,6 +12,9 @@ process under ``valgrind --tool=cachegrind``: warm-up only, then warm-up and ``-
 the cost.py workload against one simulator; the difference over the calls is per call. It counts
 user-space instructions only (no syscalls), and the client runs ~50× slower under valgrind, so
 the event loop drains more answers per wake-up than at full speed: use it to compare, not as µs.
+
+The tickers are ones the account does not hold (KIS answers blanks) unless ``--held``: then the
+calls go round the simulated account's positions, so every answer carries numbers to check.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from pathlib import Path
 
 import aiohttp
 from _harness import CREDENTIALS, client, codes, simulator
+
+from kis_async.simulator.portfolio import UNKNOWN_TICKERS, sample_portfolio
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -58,12 +63,22 @@ def _tool(name: str) -> str:
     return path
 
 
-def instructions(url: str, cache: Path, variant: str, where: str, calls: int) -> int:
+def batches(calls: int, held: bool) -> list[list[str]]:
+    """The tickers of ``calls`` calls, in batches of distinct tickers."""
+    if not held:
+        return [codes(calls)] if calls else []
+    positions = sorted(set(sample_portfolio()) - UNKNOWN_TICKERS)
+    rounds = [positions] * (calls // len(positions))
+    return [*rounds, positions[: calls % len(positions)]]
+
+
+def instructions(url: str, cache: Path, variant: str, where: str, calls: int, held: bool) -> int:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([where, str(HERE)]), PYTHONHASHSEED="0")
     kind = "bare" if variant == "bare" else "kis"
     command = [_tool("valgrind"), "--tool=cachegrind", "--cache-sim=no"]
     command += ["--cachegrind-out-file=/dev/null"]
     command += [sys.executable, __file__, "--worker", url, str(cache), kind, str(calls)]
+    command += ["held"] if held else []
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
     if done.returncode or not found:
@@ -71,13 +86,14 @@ def instructions(url: str, cache: Path, variant: str, where: str, calls: int) ->
     return int(found[1].replace(",", ""))
 
 
-async def worker(url: str, cache: Path, kind: str, calls: int) -> None:
+async def worker(url: str, cache: Path, kind: str, calls: int, held: bool) -> None:
     """Warm up (token, connections), then ``calls`` calls, and exit."""
+    work = [pdnos for pdnos in batches(calls, held) if pdnos]
     if kind == "kis":
         async with client(url, 100_000, max_concurrency=64, token_cache=cache) as kis:
             assert (await kis.check_sellable(codes(200))).ok
-            if calls:
-                assert (await kis.check_sellable(codes(calls))).ok
+            for pdnos in work:
+                assert (await kis.check_sellable(pdnos)).ok
             assert kis.token_issuances == 0
         return
     import cost
@@ -90,18 +106,19 @@ async def worker(url: str, cache: Path, kind: str, calls: int) -> None:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as http:
         await bare(http, codes(200))
         assert await cost.bare_answers_ok(http, url, token.access_token)
-        if calls:
-            await bare(http, codes(calls))
+        for pdnos in work:
+            await bare(http, pdnos)
 
 
 def main() -> None:
     if sys.argv[1:2] == ["--worker"]:
         url, cache, kind, calls = sys.argv[2:6]
-        asyncio.run(worker(url, Path(cache), kind, int(calls)))
+        asyncio.run(worker(url, Path(cache), kind, int(calls), sys.argv[6:] == ["held"]))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("variants", nargs="+", help="bare, . or a git revision")
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--held", action="store_true", help="ask about tickers the account holds")
     args = parser.parse_args()
     import cost
 
@@ -114,8 +131,8 @@ def main() -> None:
         first = None
         for variant in args.variants:
             where = tree(variant, scratch / "trees")
-            warm = instructions(url, cache.path, variant, where, 0)
-            total = instructions(url, cache.path, variant, where, args.calls)
+            warm = instructions(url, cache.path, variant, where, 0, args.held)
+            total = instructions(url, cache.path, variant, where, args.calls, args.held)
             per_call = (total - warm) / args.calls
             first = first or per_call
             ratio = per_call / first
