@@ -64,12 +64,13 @@ def _tool(name: str) -> str:
 
 
 def batches(calls: int, held: bool) -> list[list[str]]:
-    """The tickers of ``calls`` calls, in batches of distinct tickers."""
+    """The tickers of ``calls`` calls, in non-empty batches of distinct tickers."""
     if not held:
-        return [codes(calls)] if calls else []
-    positions = sorted(set(sample_portfolio()) - UNKNOWN_TICKERS)
-    rounds = [positions] * (calls // len(positions))
-    return [*rounds, positions[: calls % len(positions)]]
+        work = [codes(calls)]
+    else:
+        positions = sorted(set(sample_portfolio()) - UNKNOWN_TICKERS)
+        work = [positions] * (calls // len(positions)) + [positions[: calls % len(positions)]]
+    return [pdnos for pdnos in work if pdnos]
 
 
 def instructions(url: str, cache: Path, variant: str, where: str, calls: int, held: bool) -> int:
@@ -88,7 +89,7 @@ def instructions(url: str, cache: Path, variant: str, where: str, calls: int, he
 
 async def worker(url: str, cache: Path, kind: str, calls: int, held: bool) -> None:
     """Warm up (token, connections), then ``calls`` calls, and exit."""
-    work = [pdnos for pdnos in batches(calls, held) if pdnos]
+    work = batches(calls, held)
     if kind == "kis":
         async with client(url, 100_000, max_concurrency=64, token_cache=cache) as kis:
             assert (await kis.check_sellable(codes(200))).ok
