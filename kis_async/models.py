@@ -38,7 +38,7 @@ valid JSON, while each quirk above (padding, leading zeros, commas) and each ref
 or is not a number of the right kind, and sends the body to the slow path. The slow path reads
 each number by the table above into the same plain text and converts that with the same msgspec
 reader, so the two paths cannot disagree about a number both accept. A body that is not UTF-8 is
-re-encoded from EUC-KR/CP949 first, whichever path finds out.
+re-encoded from EUC-KR/CP949 first, whichever path finds out (see Encodings).
 
 The envelope
 ------------
@@ -54,13 +54,24 @@ The envelope
 - Two rows about the asked ticker that differ (in ``output1``, ``output`` or both) make the
   answer ambiguous: :func:`pick_sellable` raises a :class:`DecodeError` for field ``output1``.
   The same row repeated, equal field by field, is read once.
-- JSON nested about 1000 levels deep anywhere in a body, even under a key nothing reads, exhausts
-  msgspec's recursion limit: a :class:`DecodeError` for that ticker.
+- A body nested more than :data:`MAX_NESTING` levels deep anywhere, even under a key nothing
+  reads, is a :class:`DecodeError` for that ticker, on every supported Python alike, in time and
+  memory linear in the body. It is refused before msgspec reads it: msgspec's own guard is the
+  interpreter's recursion limit, which trips at 1,000 levels on 3.11 and only past 5,000 on 3.12.
+
+Encodings
+---------
+A body that fails to decode and is not UTF-8 is read again as EUC-KR/CP949. Whether it is UTF-8 is
+checked on the bytes themselves, once a decode has failed: which exception a msgspec release
+raises for a bad byte changed in 0.23 (``DecodeError``, where earlier ones raised
+``UnicodeDecodeError``), so the exception is not the test, and a UTF-8 answer that decodes is
+never validated a second time.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -90,6 +101,12 @@ _FIELD_PATTERNS = (
     re.compile(r"`(\w+)` is not"),
     re.compile(r"at `\$[^`]*?\.(\w+)`"),
 )
+MAX_NESTING = 64
+"""Levels of arrays and objects a body may nest; deeper is a :class:`DecodeError`. KIS nests
+three (the envelope, a list of rows, a row), so any KIS inquiry read through ``get()`` fits with
+room to spare, and msgspec never recurses anywhere near an interpreter's limit."""
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_STEP = [1 if byte in b"[{" else -1 if byte in b"]}" else 0 for byte in range(256)]
 _SELLABLE = spec.SELLABLE_DIGITS
 _BALANCE = spec.BALANCE_DIGITS
 _read_int = msgspec.json.Decoder(int)
@@ -460,16 +477,51 @@ def _decode(
     rows: Mapping[str, _Rows[Any]],
     pdno: str | None,
 ) -> S:
-    """The fast path, else the slow one; a body that is not UTF-8 is first read as CP949."""
+    """The fast path, else the slow one; a body that is not UTF-8 is read again as CP949.
+
+    The nesting is checked first (see :data:`MAX_NESTING`); a body with few brackets, every KIS
+    answer, is passed by counting them. Only a body whose decoding failed is checked for UTF-8
+    (see the module docstring's Encodings), and msgspec's exception is never the test.
+    """
+    if body.count(b"{") + body.count(b"[") > MAX_NESTING:
+        if not _is_utf8(body):  # a CP949 byte can look like a quote or a bracket
+            return _decode(_transcoded(body, pdno), fast, kind, rows, pdno)
+        if (depth := _depth(body)) > MAX_NESTING:
+            raise DecodeError(
+                f"response is nested too deeply to be a KIS answer "
+                f"({depth} levels, more than {MAX_NESTING})",
+                pdno=pdno,
+            )
     try:
         try:
             return fast(body)
         except msgspec.ValidationError:
             return _relaxed(msgspec.json.decode(body), kind, rows, pdno)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        if not _is_utf8(body):
+            return _decode(_transcoded(body, pdno), fast, kind, rows, pdno)
+        raise DecodeError(f"response is not valid JSON: {exc}", pdno=pdno) from None
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode()
     except UnicodeDecodeError:
-        return _decode(_transcoded(body, pdno), fast, kind, rows, pdno)
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise _not_json(exc, pdno) from None
+        return False
+    return True
+
+
+def _depth(body: bytes) -> int:
+    """How deep ``body`` (UTF-8) nests its arrays and objects, brackets inside strings aside.
+
+    Escaped backslashes, then escaped quotes, are dropped, so that every quote left opens or
+    closes a string; the text between the odd and even quotes is outside. Each step reads the
+    bytes in order, so up to the first byte that is not JSON this reads the body as msgspec
+    does, and msgspec stops there: the count is never lower than the depth msgspec would reach.
+    """
+    plain = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    brackets = b"".join(plain.split(b'"')[::2]).translate(None, _NOT_BRACKETS)
+    return max(itertools.accumulate(map(_STEP.__getitem__, brackets)), default=0)
 
 
 def _transcoded(body: bytes, pdno: str | None) -> bytes:
@@ -522,12 +574,6 @@ def _number(raw: object, rule: _Rule, pdno: str | None) -> Any:
             pdno=pdno,
         )
     return rule.read.decode(f"{sign}{whole}{point}{fraction}")
-
-
-def _not_json(exc: Exception, pdno: str | None) -> DecodeError:
-    if isinstance(exc, RecursionError):
-        return DecodeError("response is nested too deeply to be a KIS answer", pdno=pdno)
-    return DecodeError(f"response is not valid JSON: {exc}", pdno=pdno)
 
 
 def _shown(value: object) -> str:

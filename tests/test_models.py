@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from kis_async import DecodeError, Position, SellableQuantity, spec
+from kis_async import DecodeError, Position, SellableQuantity, models, spec
 from kis_async.models import (
     Envelope,
     SellableEnvelope,
@@ -448,17 +448,10 @@ def nested(depth: int, kind: str) -> str:
     return '{"a":' * depth + "1" + "}" * depth
 
 
-@pytest.mark.parametrize("kind", ["list", "object"])
-@pytest.mark.parametrize(
-    "where",
-    ["unknown key", "unknown key in the row", "output1", "a number", "msg1", "a list of rows"],
-)
-def test_json_nested_1000_deep_anywhere_is_a_decode_error_for_the_ticker(
-    where: str, kind: str
-) -> None:
-    deep = nested(1000, kind)
+def placed(deep: str, where: str) -> str:
+    """A psbl-sell body with ``deep`` at ``where``; the envelope is one level, the row a second."""
     row = json.dumps(OUTPUT, ensure_ascii=False)
-    text = {
+    return {
         "unknown key": f'{{"rt_cd": "0", "extra": {deep}, "output1": {row}}}',
         "unknown key in the row": f'{{"rt_cd": "0", "output1": {row[:-1]}, "extra": {deep}}}}}',
         "output1": f'{{"rt_cd": "0", "output1": {deep}}}',
@@ -466,7 +459,20 @@ def test_json_nested_1000_deep_anywhere_is_a_decode_error_for_the_ticker(
         "msg1": f'{{"rt_cd": "0", "msg1": {deep}, "output1": {row}}}',
         "a list of rows": f'{{"rt_cd": "0", "output": [{row}, {deep}]}}',
     }[where]
-    raw = text.encode()
+
+
+WHERE = ["unknown key", "unknown key in the row", "output1", "a number", "msg1", "a list of rows"]
+
+
+@pytest.mark.parametrize("depth", [models.MAX_NESTING, 1000])
+@pytest.mark.parametrize("kind", ["list", "object"])
+@pytest.mark.parametrize("where", WHERE)
+def test_json_nested_past_the_limit_anywhere_is_a_decode_error_for_the_ticker(
+    where: str, kind: str, depth: int
+) -> None:
+    """The same outcome on every Python: 1,000 levels decode on 3.12+ and not on 3.11 when
+    msgspec's recursion guard is the only one. (``depth`` levels under the envelope's own.)"""
+    raw = placed(nested(depth, kind), where).encode()
     with pytest.raises(DecodeError, match="nested too deeply") as caught:
         decode(raw)
     assert caught.value.pdno == "005930"
@@ -476,10 +482,91 @@ def test_json_nested_1000_deep_anywhere_is_a_decode_error_for_the_ticker(
             decoder(raw)
 
 
-def test_json_nested_a_little_under_an_unknown_key_is_ignored() -> None:
-    row = json.dumps(OUTPUT, ensure_ascii=False)
-    raw = f'{{"rt_cd": "0", "extra": {nested(50, "list")}, "output1": {row}}}'.encode()
+@pytest.mark.parametrize("kind", ["list", "object"])
+@pytest.mark.parametrize("where", WHERE)
+def test_json_nested_a_million_deep_is_a_decode_error_not_a_crash(where: str, kind: str) -> None:
+    raw = placed(nested(1_000_000, kind), where).encode()
+    with pytest.raises(DecodeError, match=r"nested too deeply .*\(100000[12] levels"):
+        decode(raw)
+
+
+@pytest.mark.parametrize("kind", ["list", "object"])
+def test_json_nested_up_to_the_limit_under_an_unknown_key_is_ignored(kind: str) -> None:
+    deepest = models.MAX_NESTING - 1  # under the envelope's own level
+    raw = placed(nested(deepest, kind), "unknown key").encode()
     assert decode(raw).ord_psbl_qty == 115
+    assert decode_envelope(raw).rt_cd == "0"
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        ("{}", 1),
+        ("[[], [[]], {}]", 3),
+        ('{"a": "[[[[[[", "b": ["]]]"]}', 2),
+        ('{"a": "\\\\", "b": [["\\\\"]]}', 3),
+        ('{"a": "\\"[[["}', 1),
+        ('{"a": "\\\\\\"[[["}', 1),
+        ('["unterminated [[[', 1),
+        ("", 0),
+    ],
+)
+def test_nesting_is_measured_outside_strings(text: str, depth: int) -> None:
+    assert models._depth(text.encode()) == depth
+
+
+def test_brackets_inside_strings_do_not_count_towards_the_nesting() -> None:
+    row = OUTPUT | {"prdt_name": "[" * 500 + "{" * 500}
+    assert decode(body(output1=row)).prdt_name.startswith("[[[")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '["' + '\\"' * 300_000,  # an unterminated string of escaped quotes
+        '"' * 600_001 + "[" * 100,
+        '["\\' * 200_000,
+        "[" * 100 + "\\" + "[" * 100_000,
+    ],
+)
+def test_hostile_strings_are_a_decode_error_not_a_hang(text: str) -> None:
+    with pytest.raises(DecodeError):
+        decode_envelope(text.encode())
+
+
+def test_euc_kr_body_is_read_with_many_brackets_in_its_strings() -> None:
+    """A CP949 byte can equal a quote or a bracket, so such a body is transcoded before its
+    nesting is measured."""
+    rows = [OUTPUT | {"prdt_name": "삼성전자 [우] {신}"}] * 80
+    raw = json.dumps({"rt_cd": "0", "output": rows}, ensure_ascii=False).encode("cp949")
+    assert decode(raw).prdt_name == "삼성전자 [우] {신}"
+
+
+def _raising(kind: type[Exception]) -> Any:
+    """A fast-path decoder that reports a body that is not UTF-8 as ``kind``, as msgspec 0.22
+    (``UnicodeDecodeError``) and 0.23 (``msgspec.DecodeError``) do."""
+
+    def fast(raw: bytes) -> Any:
+        try:
+            raw.decode()
+        except UnicodeDecodeError as exc:
+            if kind is UnicodeDecodeError:
+                raise
+            raise kind("Invalid UTF-8 encoded string") from exc
+        return models._fast_sellable(raw)
+
+    return fast
+
+
+@pytest.mark.parametrize("kind", [UnicodeDecodeError, msgspec.DecodeError])
+def test_euc_kr_is_read_whichever_exception_msgspec_raises_for_it(
+    kind: type[Exception],
+) -> None:
+    raw = json.dumps({"rt_cd": "0", "output": OUTPUT}, ensure_ascii=False).encode("euc-kr")
+    answer = models._decode(
+        raw, _raising(kind), SellableEnvelope, models._SELLABLE_OUTPUTS, "005930"
+    )
+    assert pick_sellable(answer, "005930").prdt_name == "삼성전자"
 
 
 def test_euc_kr_body_with_a_quirk_is_read() -> None:
