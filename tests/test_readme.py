@@ -5,6 +5,8 @@
   this interpreter and its ``kis-async``, and a ``holdings.csv`` as Korean Excel saves one.
 - Both see ``KIS_*`` pointing at a simulator this test starts, as if the reader had exported
   their credentials, with HOME and the token cache inside tmp_path.
+- A block that starts ``kis-async simulator --port N`` gets a free port in place of ``N``
+  (everywhere in the block): the reader's own simulator may be serving on ``N`` right now.
 - A block right after ``<!-- not run by tests: REASON -->`` is skipped, saying why: the few that
   create a virtualenv, install packages or run the test suite itself.
 - ```` ```text ```` blocks are output and are not run; a block in any other language fails
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import stat
 import sys
 from collections.abc import AsyncIterator
@@ -35,6 +38,7 @@ from kis_async.simulator import (
 
 README = Path(__file__).parent.parent / "README.md"
 _FENCE = re.compile(r"^```([\w-]*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+_SIMULATOR_PORT = re.compile(r"kis-async simulator --port (\d+)")
 _SKIP = re.compile(r"<!--\s*not run by tests:\s*(.*?)\s*-->")
 _RUN = {"python", "sh"}
 _SHOWN = {"text"}
@@ -111,6 +115,25 @@ def checkout(tmp_path: Path) -> Path:
     return work
 
 
+def on_a_free_port(code: str) -> str:
+    """``code`` with the port of the simulator it starts replaced by one free now."""
+    found = _SIMULATOR_PORT.search(code)
+    if found is None:
+        return code
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return re.sub(rf"\b{found[1]}\b", str(port), code)
+
+
+def test_a_blocks_simulator_port_is_replaced_everywhere_in_it() -> None:
+    code = "kis-async simulator --port 8943 &\nexport KIS_BASE_URL=http://127.0.0.1:8943 X=18943\n"
+    moved = on_a_free_port(code)
+    port = re.search(r"--port (\d+)", moved)
+    assert port is not None and port[1] != "8943"
+    assert f"http://127.0.0.1:{port[1]} X=18943" in moved
+
+
 @pytest.mark.parametrize(
     "block",
     [b for b in BLOCKS if b.language in _RUN],
@@ -130,7 +153,7 @@ async def test_readme_block_runs_as_written(
         program.write_text(block.code, encoding="utf-8")
         command = [sys.executable, str(program)]
     else:
-        command = ["bash", "-euo", "pipefail", "-c", block.code]
+        command = ["bash", "-euo", "pipefail", "-c", on_a_free_port(block.code)]
     proc = await asyncio.create_subprocess_exec(
         *command,
         cwd=checkout,
