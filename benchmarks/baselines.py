@@ -17,7 +17,7 @@ import requests
 from _harness import CREDENTIALS, client, codes, simulator, stats, table
 from aiolimiter import AsyncLimiter
 
-from kis_async import spec
+from kis_async import endpoints, spec
 
 RATE, LATENCY, JITTER = 20, 0.03, 0.01
 
@@ -30,7 +30,7 @@ def _headers(url: str) -> dict[str, str]:
         "appkey": key,
         "appsecret": secret,
         "authorization": f"Bearer {token}",
-        "tr_id": spec.SELLABLE_TR_ID,
+        "tr_id": endpoints.SELLABLE.tr_id,
         "custtype": "P",
         "content-type": "application/json; charset=utf-8",
     }
@@ -48,7 +48,9 @@ def requests_loop(url: str, pdnos: list[str]) -> tuple[float, int]:
     start = time.perf_counter()
     with requests.Session() as http:
         for pdno in pdnos:
-            body = http.get(url + spec.SELLABLE_PATH, params=_query(pdno), headers=headers).json()
+            body = http.get(
+                url + endpoints.SELLABLE.path, params=_query(pdno), headers=headers
+            ).json()
             failed += body["rt_cd"] != "0"
             time.sleep(0.05)
     return time.perf_counter() - start, failed
@@ -65,7 +67,7 @@ async def naive_gather(url: str, pdnos: list[str]) -> tuple[float, int]:
 
         async def one(pdno: str) -> bool:
             async with limiter:
-                target = url + spec.SELLABLE_PATH
+                target = url + endpoints.SELLABLE.path
                 async with http.get(target, params=_query(pdno), headers=headers) as resp:
                     return bool((await resp.json())["rt_cd"] != "0")
 

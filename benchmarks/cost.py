@@ -26,7 +26,7 @@ from pathlib import Path
 import aiohttp
 from _harness import CREDENTIALS, client, codes, simulator, table
 
-from kis_async import SellableQuantity, spec
+from kis_async import SellableQuantity, endpoints, spec
 from kis_async.auth import Token
 from kis_async.models import decode_sellable, pick_sellable
 from kis_async.tokencache import TokenCache
@@ -104,10 +104,10 @@ def bare_request(
         "appkey": key,
         "appsecret": secret,
         "authorization": f"Bearer {token}",
-        "tr_id": spec.SELLABLE_TR_ID,
+        "tr_id": endpoints.SELLABLE.tr_id,
     }
     return (
-        url + spec.SELLABLE_PATH,
+        url + endpoints.SELLABLE.path,
         headers,
         lambda pdno: {"CANO": cano, "ACNT_PRDT_CD": product, "PDNO": pdno},
     )

@@ -6,6 +6,7 @@ from .auth import Token
 from .batch import Batch, Outcome
 from .client import DEFAULT_TOKEN_CACHE, ClientStats, KISClient
 from .corporate import Corporate
+from .endpoints import Endpoint, OneRow, Position, RowPage, SellableQuantity
 from .errors import (
     AccountError,
     APIError,
@@ -18,7 +19,7 @@ from .errors import (
     TokenCacheError,
     TransportError,
 )
-from .models import Position, SellableQuantity
+from .numbers import amount, quantity, signed
 from .retry import RetryPolicy
 from .spec import CALLS_PER_SECOND, REAL_HOST
 from .tokencache import TokenCache
@@ -39,18 +40,24 @@ __all__ = [
     "ClientStats",
     "Corporate",
     "DecodeError",
+    "Endpoint",
     "KISClient",
     "KISError",
+    "OneRow",
     "Outcome",
     "PagingError",
     "Position",
     "RateLimitError",
     "RequestTimeout",
     "RetryPolicy",
+    "RowPage",
     "SellableQuantity",
     "Token",
     "TokenCache",
     "TokenCacheError",
     "TransportError",
     "__version__",
+    "amount",
+    "quantity",
+    "signed",
 ]

@@ -22,12 +22,9 @@ from . import batch, config, spec, validate
 from .auth import TokenIssuer, TokenManager, TokenStore
 from .batch import Batch, Outcome
 from .corporate import Corporate
+from .endpoints import BALANCE, SELLABLE, BalancePage, Envelope, Position, SellableQuantity
 from .errors import PagingError
 from .models import (
-    BalancePage,
-    Envelope,
-    Position,
-    SellableQuantity,
     decode_as,
     decode_continuation,
     decode_envelope,
@@ -416,11 +413,11 @@ class KISClient:
         Pages go through the same token, pacing and retries as every call (see :meth:`pages`).
         """
         query = {"CANO": self.account.cano, "ACNT_PRDT_CD": self.account.product}
-        query |= spec.BALANCE_QUERY | {"CTX_AREA_FK100": "", "CTX_AREA_NK100": ""}
+        query |= dict(BALANCE.query) | {"CTX_AREA_FK100": "", "CTX_AREA_NK100": ""}
         positions: list[Position] = []
         pages = self.pages(
-            spec.BALANCE_PATH,
-            tr_id=spec.BALANCE_TR_ID,
+            BALANCE.path,
+            tr_id=BALANCE.tr_id,
             params=query,
             type=BalancePage,
             max_pages=max_pages,
@@ -460,8 +457,8 @@ class KISClient:
 
     async def _sellable(self, pdno: str) -> SellableQuantity:
         response = await self._require_transport().get(
-            spec.SELLABLE_PATH,
-            tr_id=spec.SELLABLE_TR_ID,
+            SELLABLE.path,
+            tr_id=SELLABLE.tr_id,
             params=self._sellable_query + pdno,
             decode=functools.partial(decode_sellable, pdno=pdno),
             pdno=pdno,

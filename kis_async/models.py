@@ -6,38 +6,20 @@ anything else.
 
 Numbers
 -------
-KIS sends every number as a JSON string. Only the forms KIS is known to send are read, exactly:
-quantities become ``int``; prices, amounts and rates an exact ``Decimal``.
-
-=======================================  ===================================================
-what KIS sends                           read as
-=======================================  ===================================================
-``"120"``, ``"71250.0000"``              ``120``, ``Decimal("71250.0000")``
-``""``, ``"  "`` (a ticker not held)     ``0``
-``" 120 "``                              ``120``: ASCII blanks around a number are padding
-``"0000115"``                            ``115``: so are leading zeros
-``"8,550,000"``, ``"1,234.5"``           commas, in groups of three, are thousands separators
-``"-102000"``, ``"-1.19"``               negative: only ``evlu_pfls_amt``/``evlu_pfls_rt``
-=======================================  ===================================================
-
-Anything else is a :class:`DecodeError` naming the field: digits other than ASCII 0-9 (``"１２０"``,
-which Python's ``int()`` takes), ``"1_000"``, ``"1e3"``, ``"0x10"``, ``"NaN"``, ``"Infinity"``,
-``"1."``, ``".5"``, ``"1,23"``, ``"+5"`` (KIS writes a gain unsigned), a sign on a quantity, price
-or amount (``"-0"`` too), a fraction on a quantity, a JSON number or ``null`` instead of a string
-(KIS documents strings; a JSON number would need rules of its own), and more digits than the
-field's documented Length (:data:`~kis_async.spec.SELLABLE_DIGITS`; :class:`Position`'s in
-:data:`~kis_async.spec.BALANCE_DIGITS`). Leading zeros do not count towards the Length; for a
-price, amount or rate it bounds the digits before the point, and the fraction is not bounded (its
-width differs between KIS's fields and pages, and more digits only say the value more exactly).
+KIS sends every number as a JSON string; which forms are read, and how, is
+:mod:`kis_async.numbers`'s table. A row type says which of its fields are numbers, of which kind
+and Length, in metadata on the field (see :mod:`kis_async.endpoints`); everything below is
+derived from that, once per row type.
 
 Two paths, one reading
 ----------------------
-The fast path decodes each row with its numbers as text, each no longer than its Length, and
-reads them all in one msgspec call as a JSON array of numbers: a plain ``120`` or ``-1.19`` is
-valid JSON, while each quirk above (padding, leading zeros, commas) and each refused form is not,
-or is not a number of the right kind, and sends the body to the slow path. The slow path reads
-each number by the table above into the same plain text and converts that with the same msgspec
-reader, so the two paths cannot disagree about a number both accept. A body that is not UTF-8 is
+The fast path decodes each row as its text twin (a Struct derived from the row type, its numbers
+as text, each no longer than its Length) and reads them all in one msgspec call as a JSON array
+of numbers: a plain ``120`` or ``-1.19`` is valid JSON, while each quirk (padding, leading zeros,
+commas) and each refused form is not, or is not a number of the right kind, and sends the body to
+the slow path. The slow path reads each number by :mod:`kis_async.numbers`'s table into the same
+plain text and converts that with the same msgspec reader, so the two paths cannot disagree
+about a number both accept. A body that is not UTF-8 is
 re-encoded from EUC-KR/CP949 first, whichever path finds out (see Encodings).
 
 The envelope
@@ -73,29 +55,23 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import typing
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Annotated, Any, Generic, TypeVar, cast, get_args
+from typing import Annotated, Any, Generic, TypeVar, cast, get_args, get_origin
 
 import msgspec
 
 from . import spec
+from .endpoints import BALANCE, SELLABLE, BalancePage, Envelope, SellableEnvelope
+from .endpoints import SellableQuantity as SellableQuantity
 from .errors import DecodeError
+from .numbers import Kind, Number, number_of
 
-NonNegative = Annotated[int, msgspec.Meta(ge=0)]
-
-_BLANKS = " \t\r\n"
-_GROUPED = r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)"
-_QUANTITY = re.compile(_GROUPED)
-_AMOUNT = re.compile(_GROUPED + r"(?:\.[0-9]+)?")
-_SIGNED = re.compile("-?" + _GROUPED + r"(?:\.[0-9]+)?")
 _PLAIN = bytes(byte if chr(byte) in "0123456789.,-[]" else 0 for byte in range(256))
 """Changes every byte the fast path refuses in its JSON array of numbers (a blank, an exponent, a
 quote, a letter, any byte of a character beyond ASCII) to NUL, which JSON refuses there too. A
 comma inside a number adds an element, and the array no longer fits its tuple."""
-_SHOWN = 40
-"""Characters of a refused value quoted in an error."""
 _FIELD_PATTERNS = (
     re.compile(r"missing required field `(\w+)`"),
     re.compile(r"`(\w+)` is not"),
@@ -107,92 +83,10 @@ three (the envelope, a list of rows, a row), so any KIS inquiry read through ``g
 room to spare, and msgspec never recurses anywhere near an interpreter's limit."""
 _NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
 _STEP = [1 if byte in b"[{" else -1 if byte in b"]}" else 0 for byte in range(256)]
-_SELLABLE = spec.SELLABLE_DIGITS
-_BALANCE = spec.BALANCE_DIGITS
-_read_int = msgspec.json.Decoder(int)
-_read_decimal = msgspec.json.Decoder(Decimal)
 
 E = TypeVar("E", bound="Envelope")
 R = TypeVar("R", bound=msgspec.Struct)
 S = TypeVar("S", bound=msgspec.Struct)
-
-
-def _text(digits: int) -> msgspec.Meta:
-    """A number as the fast path takes it: text of at most ``digits`` characters (blank is 0:
-    the all-blank answer for a ticker not held is common, and read here too)."""
-    return msgspec.Meta(max_length=digits)
-
-
-class Envelope(msgspec.Struct):
-    """The three fields every KIS body carries."""
-
-    rt_cd: str
-    msg_cd: str = ""
-    msg1: str = ""
-
-
-class SellableQuantity(msgspec.Struct, frozen=True):
-    """One ticker's answer from 매도가능수량조회 (inquire-psbl-sell), under the KIS field names.
-
-    ``ord_psbl_qty`` is what can be sold right now. Quantities are non-negative ``int`` of at most
-    their documented digits; prices, amounts and the rate are exact, finite ``Decimal``, negative
-    only for the profit or loss. Fields KIS adds later are ignored.
-    """
-
-    pdno: str
-    prdt_name: str
-    buy_qty: NonNegative
-    """Bought today."""
-    sll_qty: NonNegative
-    """Sold today."""
-    cblc_qty: NonNegative
-    """Held (잔고수량)."""
-    nsvg_qty: NonNegative
-    """Non-savings quantity (비저축수량)."""
-    ord_psbl_qty: NonNegative
-    """Sellable now (주문가능수량)."""
-    pchs_avg_pric: Decimal
-    pchs_amt: Decimal
-    now_pric: Decimal
-    evlu_amt: Decimal
-    evlu_pfls_amt: Decimal
-    """Valuation profit or loss; negative for a loss."""
-    evlu_pfls_rt: Decimal
-    """Valuation profit or loss in percent."""
-
-
-_Output = SellableQuantity | list[SellableQuantity] | None
-
-
-class SellableEnvelope(Envelope):
-    """The whole body: the result arrives as ``output1`` (reference) or ``output`` (live)."""
-
-    output1: _Output = None
-    output: _Output = None
-
-
-class Position(msgspec.Struct, frozen=True):
-    """One holding from 주식잔고조회 (inquire-balance ``output1``), under the KIS field names.
-
-    ``hldg_qty`` is held, ``ord_psbl_qty`` sellable as the balance sees it; ``prpr`` is the
-    current price. A position sold out today can still be listed with ``hldg_qty`` 0. Numbers
-    follow the same rules as :class:`SellableQuantity`'s.
-    """
-
-    pdno: str
-    prdt_name: str
-    hldg_qty: NonNegative
-    ord_psbl_qty: NonNegative
-    pchs_avg_pric: Decimal
-    prpr: Decimal
-
-
-class BalancePage(Envelope):
-    """One page of inquire-balance; the ``ctx_area_*`` keys ask for the next one."""
-
-    output1: list[Position] = msgspec.field(default_factory=list)
-    ctx_area_fk100: str = ""
-    ctx_area_nk100: str = ""
 
 
 class TokenAnswer(Envelope):
@@ -220,95 +114,63 @@ class TokenAnswer(Envelope):
             self.rt_cd = spec.RT_FAILED
 
 
-class _SellableText(msgspec.Struct):
-    """A :class:`SellableQuantity` row with its numbers still text, as the fast path decodes
-    it: the same fields in the same order, each number at most its documented digits long."""
-
-    pdno: str
-    prdt_name: str
-    buy_qty: Annotated[str, _text(_SELLABLE["buy_qty"])]
-    sll_qty: Annotated[str, _text(_SELLABLE["sll_qty"])]
-    cblc_qty: Annotated[str, _text(_SELLABLE["cblc_qty"])]
-    nsvg_qty: Annotated[str, _text(_SELLABLE["nsvg_qty"])]
-    ord_psbl_qty: Annotated[str, _text(_SELLABLE["ord_psbl_qty"])]
-    pchs_avg_pric: Annotated[str, _text(_SELLABLE["pchs_avg_pric"])]
-    pchs_amt: Annotated[str, _text(_SELLABLE["pchs_amt"])]
-    now_pric: Annotated[str, _text(_SELLABLE["now_pric"])]
-    evlu_amt: Annotated[str, _text(_SELLABLE["evlu_amt"])]
-    evlu_pfls_amt: Annotated[str, _text(_SELLABLE["evlu_pfls_amt"])]
-    evlu_pfls_rt: Annotated[str, _text(_SELLABLE["evlu_pfls_rt"])]
-
-
-class _SellableEnvelopeText(Envelope):
-    """:class:`SellableEnvelope` as the fast path decodes it."""
-
-    output1: _SellableText | list[_SellableText] | None = None
-    output: _SellableText | list[_SellableText] | None = None
-
-
-class _PositionText(msgspec.Struct):
-    """A :class:`Position` row with its numbers still text (see :class:`_SellableText`)."""
-
-    pdno: str
-    prdt_name: str
-    hldg_qty: Annotated[str, _text(_BALANCE["hldg_qty"])]
-    ord_psbl_qty: Annotated[str, _text(_BALANCE["ord_psbl_qty"])]
-    pchs_avg_pric: Annotated[str, _text(_BALANCE["pchs_avg_pric"])]
-    prpr: Annotated[str, _text(_BALANCE["prpr"])]
-
-
-class _BalancePageText(Envelope):
-    """:class:`BalancePage` as the fast path decodes it."""
-
-    output1: list[_PositionText] = msgspec.field(default_factory=list)
-    ctx_area_fk100: str = ""
-    ctx_area_nk100: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class _Rule:
-    """How the slow path reads one number: its grammar, its digits, its msgspec reader."""
-
-    name: str
-    grammar: re.Pattern[str]
-    digits: int
-    read: msgspec.json.Decoder[Any]
-
-
 @dataclass(frozen=True, slots=True)
 class _Rows(Generic[R]):
-    """One kind of KIS row, read by the same rules on both paths.
+    """One row type, read by the same rules on both paths; derived from its fields' metadata.
 
-    ``kind``'s fields are its text fields, then its numbers in the order and types of the
-    ``numbers`` tuple: the quantities (``int``), then the ``Decimal`` ones, those that may be
-    negative last.
+    ``text`` is the row's text twin: the same fields in the same order, each number as text of
+    at most its Length (blank is 0: the all-blank answer for a ticker not held is common, and
+    read here too). The numbers come after the text fields, so that the fast path reads them as
+    one slice.
     """
 
     kind: type[R]
+    text: type[msgspec.Struct]
     numbers: msgspec.json.Decoder[tuple[Any, ...]]
-    rules: tuple[_Rule, ...]
+    rules: tuple[tuple[str, Number], ...]
     first: int
     """Index of the first number among ``kind``'s fields."""
-    signed: int
-    """Index of the first field that may be negative (``len(fields)`` if none may)."""
+    unsigned: tuple[int, ...]
+    """Positions, among the numbers, of those that may not be negative."""
 
     @classmethod
-    def of(
-        cls,
-        kind: type[R],
-        numbers: msgspec.json.Decoder[tuple[Any, ...]],
-        digits: Mapping[str, int],
-        signed: frozenset[str],
-    ) -> _Rows[R]:
-        names = kind.__struct_fields__
-        first = len(names) - len(digits)
+    def of(cls, kind: type[R]) -> _Rows[R]:
+        hints = typing.get_type_hints(kind, include_extras=True)
+        fields = msgspec.structs.fields(kind)
+        numbers = [number_of(hints[f.name]) for f in fields]
+        first = next((i for i, n in enumerate(numbers) if n is not None), len(fields))
+        for f, number in zip(fields[first:], numbers[first:], strict=True):
+            if number is None:
+                raise TypeError(
+                    f"{kind.__name__}.{f.name}: a text field after the first number; declare "
+                    "the numbers last, so the fast path reads them as one slice"
+                )
+        twin: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+        for f, number in zip(fields, numbers, strict=True):
+            hint = hints[f.name] if number is None else _text(number.digits)
+            if f.default is not msgspec.NODEFAULT:
+                default = f.default if number is None else str(f.default)
+                twin.append((f.name, hint, default))
+            elif f.default_factory is not msgspec.NODEFAULT:
+                twin.append((f.name, hint, msgspec.field(default_factory=f.default_factory)))
+            else:
+                twin.append((f.name, hint))
         rules = tuple(
-            _Rule(name, _SIGNED if name in signed else _AMOUNT, digits[name], _read_decimal)
-            if kind_of_number is Decimal
-            else _Rule(name, _QUANTITY, digits[name], _read_int)
-            for name, kind_of_number in zip(names[first:], get_args(numbers.type), strict=True)
+            (f.name, number)
+            for f, number in zip(fields, numbers, strict=True)
+            if number is not None
         )
-        return cls(kind, numbers, rules, first, len(names) - len(signed))
+        types = tuple(number.kind.type for _, number in rules)
+        return cls(
+            kind=kind,
+            text=msgspec.defstruct(f"_{kind.__name__}Text", twin, module=__name__),
+            numbers=msgspec.json.Decoder(tuple[types]),  # type: ignore[valid-type]
+            rules=rules,
+            first=first,
+            unsigned=tuple(
+                i for i, (_, number) in enumerate(rules) if number.kind is not Kind.SIGNED
+            ),
+        )
 
     def typed(self, row: msgspec.Struct) -> R:
         """The fast path: ``row``'s numbers, if all are plain, read exactly into ``kind``.
@@ -321,7 +183,7 @@ class _Rows(Generic[R]):
         if "" in numbers:  # blank is 0: a ticker not held comes back all blank
             numbers = [v or "0" for v in numbers]
         joined = ",".join(numbers)
-        if "-" in joined and "-" in "".join(numbers[: self.signed - first]):
+        if "-" in joined and any("-" in numbers[i] for i in self.unsigned):
             raise msgspec.ValidationError("a number is not plain")
         text = f"[{joined}]".encode()
         if text.translate(_PLAIN) != text:
@@ -338,27 +200,66 @@ class _Rows(Generic[R]):
         asked one, else the row's own).
         """
         ticker = pdno if pdno is not None else _pdno_of(item)
-        for rule in self.rules:
-            if rule.name in item:
-                item[rule.name] = _number(item[rule.name], rule, ticker)
+        for name, number in self.rules:
+            if name in item:
+                item[name] = number.read(item[name], name, ticker)
 
 
-_SELLABLE_ROWS = _Rows.of(
-    SellableQuantity,
-    msgspec.json.Decoder(
-        tuple[int, int, int, int, int, Decimal, Decimal, Decimal, Decimal, Decimal, Decimal]
-    ),
-    _SELLABLE,
-    frozenset({"evlu_pfls_amt", "evlu_pfls_rt"}),
-)
-_POSITION_ROWS = _Rows.of(
-    Position, msgspec.json.Decoder(tuple[int, int, Decimal, Decimal]), _BALANCE, frozenset()
-)
-_SELLABLE_OUTPUTS = {"output1": _SELLABLE_ROWS, "output": _SELLABLE_ROWS}
-_BALANCE_OUTPUTS = {"output1": _POSITION_ROWS}
+def _text(digits: int) -> Any:
+    return Annotated[str, msgspec.Meta(max_length=digits)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer(Generic[S]):
+    """How one answer type (:class:`~kis_async.endpoints.OneRow` or
+    :class:`~kis_async.endpoints.RowPage` of a row type) is decoded: derived once, from the
+    declaration."""
+
+    kind: type[S]
+    rows: Mapping[str, _Rows[Any]]
+    """The envelope's fields that hold rows, each with its row type's rules."""
+    text: msgspec.json.Decoder[Any]
+    """The whole body with every row as its text twin."""
+
+    @classmethod
+    def of(cls, kind: type[S]) -> _Answer[S]:
+        origin: Any = get_origin(kind)
+        (row,) = get_args(kind)
+        hints = typing.get_type_hints(origin)
+        (var,) = origin.__parameters__
+        rows = _Rows.of(row)
+        holding = {name: rows for name, hint in hints.items() if _mentions(hint, var)}
+        return cls(kind, holding, msgspec.json.Decoder(origin[rows.text]))
+
+    def fast(self, body: bytes) -> S:
+        """The body with its rows read from their text twins (see :meth:`_Rows.typed`)."""
+        text = self.text.decode(body)
+        typed = {}
+        for name, rows in self.rows.items():
+            value = getattr(text, name)
+            if type(value) is list:
+                typed[name] = [rows.typed(row) for row in value]
+            elif value is not None:
+                typed[name] = rows.typed(value)
+        return cast(S, msgspec.structs.replace(text, **typed) if typed else text)
+
+
+def _mentions(hint: object, var: object) -> bool:
+    return hint is var or any(_mentions(arg, var) for arg in get_args(hint))
+
+
+@functools.lru_cache(maxsize=64)
+def _answer(kind: Any) -> _Answer[Any] | None:
+    """The decoding plan of an endpoint answer type, or ``None`` for any other type."""
+    if get_origin(kind) not in _SHAPES or len(get_args(kind)) != 1:
+        return None
+    return _Answer.of(kind)
+
+
+_SHAPES = tuple(get_origin(endpoint.answer) for endpoint in (SELLABLE, BALANCE))
+_SELLABLE = _Answer.of(SELLABLE.answer)
+_BALANCE = _Answer.of(BALANCE.answer)
 _envelope_decoder = msgspec.json.Decoder(Envelope)
-_sellable_decoder = msgspec.json.Decoder(_SellableEnvelopeText)
-_balance_decoder = msgspec.json.Decoder(_BalancePageText)
 _token_decoder = msgspec.json.Decoder(TokenAnswer, strict=False)
 
 
@@ -369,12 +270,12 @@ def decode_envelope(body: bytes) -> Envelope:
 
 def decode_sellable(body: bytes, pdno: str) -> SellableEnvelope:
     """Decode a full inquire-psbl-sell body; the envelope may still report an error."""
-    return _decode(body, _fast_sellable, SellableEnvelope, _SELLABLE_OUTPUTS, pdno)
+    return _decode(body, _SELLABLE.fast, SellableEnvelope, _SELLABLE.rows, pdno)
 
 
 def decode_balance(body: bytes) -> BalancePage:
     """Decode one inquire-balance page; a bad number names the row's ticker."""
-    return _decode(body, _fast_balance, BalancePage, _BALANCE_OUTPUTS, None)
+    return _decode(body, _BALANCE.fast, BalancePage, _BALANCE.rows, None)
 
 
 def decode_token(body: bytes) -> TokenAnswer:
@@ -437,30 +338,6 @@ def pick_sellable(envelope: SellableEnvelope, pdno: str) -> SellableQuantity:
                 "ambiguous answer: rows for the ticker differ", field="output1", pdno=pdno
             )
     return answer
-
-
-def _fast_sellable(body: bytes) -> SellableEnvelope:
-    text = _sellable_decoder.decode(body)
-    output = None if text.output is None else _typed_output(text.output)
-    return SellableEnvelope(text.rt_cd, text.msg_cd, text.msg1, _typed_output(text.output1), output)
-
-
-def _typed_output(output: _SellableText | list[_SellableText] | None) -> _Output:
-    if isinstance(output, list):
-        return [_SELLABLE_ROWS.typed(row) for row in output]
-    return None if output is None else _SELLABLE_ROWS.typed(output)
-
-
-def _fast_balance(body: bytes) -> BalancePage:
-    text = _balance_decoder.decode(body)
-    return BalancePage(
-        rt_cd=text.rt_cd,
-        msg_cd=text.msg_cd,
-        msg1=text.msg1,
-        output1=[_POSITION_ROWS.typed(row) for row in text.output1],
-        ctx_area_fk100=text.ctx_area_fk100,
-        ctx_area_nk100=text.ctx_area_nk100,
-    )
 
 
 def _refusal(answer: E) -> E | Envelope:
@@ -549,38 +426,6 @@ def _relaxed(raw: Any, kind: type[S], rows: Mapping[str, _Rows[Any]], pdno: str 
         raise DecodeError(f"{what}: {exc}", field=field, pdno=pdno) from None
 
 
-def _number(raw: object, rule: _Rule, pdno: str | None) -> Any:
-    """One number read by KIS's rules (see the module docstring), or a DecodeError naming it."""
-    if not isinstance(raw, str):
-        raise DecodeError(
-            f"`{rule.name}` is not a number in a string: {_shown(raw)}", field=rule.name, pdno=pdno
-        )
-    text = raw.strip(_BLANKS)
-    if not text:
-        return rule.read.decode("0")
-    if rule.grammar.fullmatch(text) is None:
-        raise DecodeError(
-            f"`{rule.name}` is not a number as KIS writes it: {_shown(raw)}",
-            field=rule.name,
-            pdno=pdno,
-        )
-    sign, unsigned = ("-", text[1:]) if text.startswith("-") else ("", text)
-    whole, point, fraction = unsigned.replace(",", "").partition(".")
-    whole = whole.lstrip("0") or "0"
-    if len(whole) > rule.digits:
-        raise DecodeError(
-            f"`{rule.name}` has more than the {rule.digits} digits KIS documents: {_shown(raw)}",
-            field=rule.name,
-            pdno=pdno,
-        )
-    return rule.read.decode(f"{sign}{whole}{point}{fraction}")
-
-
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}..."
-
-
 def _pdno_of(item: Mapping[str, Any]) -> str | None:
     found = item.get("pdno")
     return found.strip() or None if isinstance(found, str) else None
@@ -603,12 +448,20 @@ T = TypeVar("T")
 
 
 def decode_as(body: bytes, kind: type[T]) -> T:
-    """Decode a whole KIS body as ``kind``: a msgspec ``Struct`` (fields KIS adds are ignored;
-    numbers sent as strings are read as msgspec's lax mode reads them) or ``dict``, by the same
-    contract as the ``decode_*`` above. This module's own types keep their own rules."""
+    """Decode a whole KIS body as ``kind``, by the same contract as the ``decode_*`` above.
+
+    ``kind`` is an endpoint answer type (``OneRow[Row]`` or ``RowPage[Row]`` of a row whose
+    number fields are declared as :mod:`kis_async.endpoints` declares them: its numbers are read
+    by KIS's rules, exactly), any other msgspec ``Struct`` (fields KIS adds are ignored; numbers
+    sent as strings are read as msgspec's lax mode reads them), or ``dict``. This module's own
+    types keep their own rules.
+    """
     known = _KNOWN.get(kind)
     if known is not None:
         return cast(T, known(body))
+    answer = _answer(cast(Hashable, kind))
+    if answer is not None:
+        return cast(T, _decode(body, answer.fast, answer.kind, answer.rows, None))
     decoder: msgspec.json.Decoder[Any] = _decoder_for(cast(Hashable, kind))
     decoded: T = _decode(body, decoder.decode, cast(Any, kind), {}, None)
     return decoded

@@ -31,6 +31,7 @@ from . import config as cfg
 from . import spec
 from .batch import Batch, Outcome
 from .client import ClientStats
+from .endpoints import SellableQuantity
 from .errors import (
     AccountError,
     APIError,
@@ -41,7 +42,6 @@ from .errors import (
     TransportError,
 )
 from .inputs import ENVIRONMENT
-from .models import SellableQuantity
 
 _COLUMNS = ("ticker", "name", "held", "sold today", "sellable", "avg price", "now", "P/L %")
 _CSV_FIELDS = (*SellableQuantity.__struct_fields__, "error")

@@ -1,11 +1,15 @@
-"""What KIS defines: hosts, paths, tr_ids, limits and message codes, named in one place.
+"""What KIS defines across its API: hosts, the token path, limits and message codes, named in one
+place. Each inquiry's own path, tr_id and answer are declared in :mod:`kis_async.endpoints`.
 
-Both the client and the simulator read these, so the two cannot drift apart.
+The client and the simulator both read these; the tests hold answers written out by hand, so a
+wrong fact here fails there instead of passing by agreeing with itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta, timezone
+from types import MappingProxyType
 from typing import Final
 
 REAL_HOST: Final = "https://openapi.koreainvestment.com:9443"
@@ -13,30 +17,6 @@ PAPER_HOST: Final = "https://openapivts.koreainvestment.com:29443"
 """Paper trading (모의투자). KIS does not serve inquire-psbl-sell there."""
 
 TOKEN_PATH: Final = "/oauth2/tokenP"
-SELLABLE_PATH: Final = "/uapi/domestic-stock/v1/trading/inquire-psbl-sell"
-SELLABLE_TR_ID: Final = "TTTC8408R"
-BALANCE_PATH: Final = "/uapi/domestic-stock/v1/trading/inquire-balance"
-BALANCE_TR_ID: Final = "TTTC8434R"
-BALANCE_QUERY: Final = {
-    "AFHR_FLPR_YN": "N",
-    "OFL_YN": "",
-    "INQR_DVSN": "01",
-    "UNPR_DVSN": "01",
-    "FUND_STTL_ICLD_YN": "N",
-    "FNCG_AMT_AUTO_RDPT_YN": "N",
-    "PRCS_DVSN": "00",
-}
-"""inquire-balance's fixed query: regular hours, no fund settlement, no auto-repay.
-
-``INQR_DVSN`` is ``01`` (by loan date), not the ``02`` (by ticker) of older references: KIS
-announced on 2026-02-10 that ``02`` is refused ("ERROR : INPUT INVALID_CHECK_INQR_DVSN",
-OPSQ2001), as users of other KIS libraries reported. With ``01`` a ticker held partly on margin
-can be listed once per loan date; :meth:`~kis_async.KISClient.held_tickers` asks about it once.
-"""
-PRICE_PATH: Final = "/uapi/domestic-stock/v1/quotations/inquire-price"
-PRICE_TR_ID: Final = "FHKST01010100"
-"""주식현재가 시세: not used by the library itself; the simulator serves it, so a bot's other
-calls through :meth:`~kis_async.KISClient.get` can be shown and tested."""
 MORE_PAGES: Final = frozenset({"F", "M"})
 """Response ``tr_cont`` values that mean another page follows (``D``/``E``: the last)."""
 NEXT_PAGE: Final = "N"
@@ -65,22 +45,35 @@ RT_FAILED: Final = "1"
 """The ``rt_cd`` KIS sends with an error (any value but :data:`RT_OK` is a failure)."""
 
 RATE_LIMITED: Final = "EGW00201"
-"""초당 거래건수를 초과하였습니다: per-second limit exceeded. Transient."""
+"""Per-second limit exceeded. Transient."""
 TOKEN_EXPIRED: Final = "EGW00123"
-"""기간이 만료된 token 입니다."""
+"""The token has expired."""
 TOKEN_INVALID: Final = "EGW00121"
-"""유효하지 않은 token 입니다 (revoked, or cached from elsewhere)."""
+"""The token is not valid (revoked, or cached from elsewhere)."""
 TOKEN_ISSUE_TOO_SOON: Final = "EGW00133"
-"""접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)."""
+"""A token was issued for the appkey under a minute ago."""
 BAD_APPKEY: Final = "EGW00103"
-"""유효하지 않은 AppKey입니다: wrong appkey/appsecret. Permanent."""
+"""Wrong appkey/appsecret. Permanent."""
 BAD_APPSECRET: Final = "EGW00105"
-"""유효하지 않은 AppSecret입니다. Permanent."""
+"""Wrong appsecret. Permanent."""
 
 ACCOUNT_REFUSED: Final = "OPSQ2000"
 """ERROR : INPUT INVALID_CHECK_ACNO at the gateway: the account is not one this appkey may use
 (reported by users; APBK0917 carries the same message from the back end)."""
 ACCOUNT_REFUSED_MARK: Final = "INVALID_CHECK_ACNO"
+
+MESSAGES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        RATE_LIMITED: "초당 거래건수를 초과하였습니다.",
+        TOKEN_EXPIRED: "기간이 만료된 token 입니다.",
+        TOKEN_INVALID: "유효하지 않은 token 입니다.",
+        TOKEN_ISSUE_TOO_SOON: "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)",
+        BAD_APPKEY: "유효하지 않은 AppKey입니다.",
+        BAD_APPSECRET: "유효하지 않은 AppSecret입니다.",
+        ACCOUNT_REFUSED: "ERROR : INPUT INVALID_CHECK_ACNO",
+    }
+)
+"""The ``msg1`` KIS sends with each of its codes above, as its users recorded them."""
 
 STALE_TOKEN_CODES: Final = frozenset({TOKEN_EXPIRED, TOKEN_INVALID})
 CREDENTIAL_CODES: Final = frozenset({BAD_APPKEY, BAD_APPSECRET})
@@ -90,25 +83,3 @@ GATEWAY_ERROR_CODES: Final = frozenset(
 )
 """The gateway's documented refusals: an answer carrying one of these is an error, whatever its
 ``rt_cd`` says (success answers carry codes such as ``KIOK0510`` or ``APBK0013``)."""
-
-SELLABLE_DIGITS: Final = {
-    "buy_qty": 10,
-    "sll_qty": 10,
-    "cblc_qty": 19,
-    "nsvg_qty": 19,
-    "ord_psbl_qty": 10,
-    "pchs_avg_pric": 18,
-    "pchs_amt": 19,
-    "now_pric": 8,
-    "evlu_amt": 19,
-    "evlu_pfls_amt": 19,
-    "evlu_pfls_rt": 7,
-}
-"""inquire-psbl-sell's numbers and the Length its reference page gives each: the most digits of a
-quantity, or of a price, amount or rate before its decimal point. The page prints the lengths of
-``pchs_avg_pric`` and ``evlu_pfls_rt`` as "184" and "72", read here as 18.4 and 7.2 (integer and
-fraction digits; 18 + 4 and 7 + 2 are the lengths inquire-balance gives the same two fields)."""
-BALANCE_DIGITS: Final = {"hldg_qty": 19, "ord_psbl_qty": 19, "pchs_avg_pric": 18, "prpr": 19}
-"""inquire-balance's numbers that :class:`~kis_async.models.Position` reads. That page is not in
-the reference set: quantities get 19 digits (the widest quantity on the reference page), the
-average price 18 as on inquire-psbl-sell, the current price 19 as KIS's amounts."""

@@ -33,8 +33,9 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from . import spec
 from .auth import TokenManager
 from .corporate import Corporate, with_gt_uid
+from .endpoints import Envelope
 from .errors import AccountError
-from .models import Envelope, read_answer
+from .models import read_answer
 from .retry import RetryPolicy
 from .throttle import Pacer
 from .verdict import Fail, Ok, Renew, Retry, classify, parse_retry_after

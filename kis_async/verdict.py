@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from . import spec
+from .endpoints import Envelope
 from .errors import (
     AccountError,
     APIError,
@@ -39,7 +40,6 @@ from .errors import (
     RequestTimeout,
     TransportError,
 )
-from .models import Envelope
 
 _RETRYABLE_CONNECTION_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
 

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from hypothesis import settings
 
-from kis_async import KISClient, RetryPolicy, spec
+from kis_async import KISClient, RetryPolicy, endpoints, spec
 from kis_async.simulator import (
     DEMO_ACCOUNT,
     DEMO_APP_KEY,
@@ -122,7 +122,7 @@ async def stub() -> AsyncIterator[Stub]:
     stub = Stub()
     app = web.Application()
     app.router.add_post(spec.TOKEN_PATH, stub.token)
-    app.router.add_get(spec.SELLABLE_PATH, stub.api)
+    app.router.add_get(endpoints.SELLABLE.path, stub.api)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from kis_async import Corporate, KISClient, spec
+from kis_async import Corporate, KISClient, endpoints, spec
 from kis_async.config import from_environ
 from kis_async.simulator import (
     DEMO_ACCOUNT,
@@ -96,7 +96,7 @@ async def test_the_simulator_refuses_a_corporate_call_without_its_headers_or_wit
             "appkey": DEMO_APP_KEY,
             "appsecret": DEMO_APP_SECRET,
             "authorization": f"Bearer {token}",
-            "tr_id": spec.SELLABLE_TR_ID,
+            "tr_id": endpoints.SELLABLE.tr_id,
             "custtype": "B",
             "personalseckey": DEMO_PERSONALSECKEY,
             "seq_no": "001",
@@ -105,7 +105,7 @@ async def test_the_simulator_refuses_a_corporate_call_without_its_headers_or_wit
         }
         answers = []
         for headers in (base, base | {"gt_uid": "a" * 32}, base | {"gt_uid": "a" * 32}):
-            async with http.get(spec.SELLABLE_PATH, params=query, headers=headers) as resp:
+            async with http.get(endpoints.SELLABLE.path, params=query, headers=headers) as resp:
                 answers.append((await resp.json())["msg_cd"])
     assert answers == ["SIM00410", "KIOK0510", "SIM00413"]
 

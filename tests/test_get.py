@@ -11,7 +11,7 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from kis_async import APIError, KISClient, PagingError, spec
+from kis_async import APIError, KISClient, PagingError, endpoints, spec
 from kis_async.models import BalancePage
 from kis_async.simulator import DEMO_ACCOUNT, Simulator
 
@@ -32,10 +32,12 @@ class PriceAnswer(msgspec.Struct):
 async def test_get_returns_the_body_as_a_dict_or_as_the_given_type(
     sim: Simulator, kis: KISClient
 ) -> None:
-    body = await kis.get(spec.PRICE_PATH, tr_id=spec.PRICE_TR_ID, params=PRICE)
+    body = await kis.get(endpoints.PRICE.path, tr_id=endpoints.PRICE.tr_id, params=PRICE)
     assert body["rt_cd"] == "0"
     assert body["output"]["stck_prpr"] == str(sim.portfolio["005930"].now_price)
-    typed = await kis.get(spec.PRICE_PATH, tr_id=spec.PRICE_TR_ID, params=PRICE, type=PriceAnswer)
+    typed = await kis.get(
+        endpoints.PRICE.path, tr_id=endpoints.PRICE.tr_id, params=PRICE, type=PriceAnswer
+    )
     assert typed.output.stck_prpr == Decimal(sim.portfolio["005930"].now_price)
     assert sim.stats.token_issuances == 1
 
@@ -43,7 +45,9 @@ async def test_get_returns_the_body_as_a_dict_or_as_the_given_type(
 async def test_get_raises_the_same_error_classes(kis: KISClient) -> None:
     with pytest.raises(APIError, match="SIM00404"):
         await kis.get(
-            spec.PRICE_PATH, tr_id=spec.PRICE_TR_ID, params=PRICE | {"FID_INPUT_ISCD": "100000"}
+            endpoints.PRICE.path,
+            tr_id=endpoints.PRICE.tr_id,
+            params=PRICE | {"FID_INPUT_ISCD": "100000"},
         )
 
 
@@ -52,7 +56,10 @@ async def test_a_bots_other_calls_share_the_budget_with_a_batch(
 ) -> None:
     sim.config.rate_limit = 20
     async with make_client(rate_limit=20) as kis:
-        prices = [kis.get(spec.PRICE_PATH, tr_id=spec.PRICE_TR_ID, params=PRICE) for _ in range(50)]
+        prices = [
+            kis.get(endpoints.PRICE.path, tr_id=endpoints.PRICE.tr_id, params=PRICE)
+            for _ in range(50)
+        ]
         *answers, batch = await asyncio.gather(*prices, kis.check_sellable(codes(50)))
     assert batch.ok and len(answers) == 50
     assert sim.stats.calls == 100
@@ -66,18 +73,23 @@ async def test_pages_over_the_balance_equal_holdings(
 ) -> None:
     sim.config.page_size = 40
     cano, _, product = DEMO_ACCOUNT.partition("-")
-    query = {"CANO": cano, "ACNT_PRDT_CD": product, **spec.BALANCE_QUERY}
+    query = {"CANO": cano, "ACNT_PRDT_CD": product, **endpoints.BALANCE.query}
     query |= {"CTX_AREA_FK100": "", "CTX_AREA_NK100": ""}
     async with make_client() as kis:
         pages = [
             page
             async for page in kis.pages(
-                spec.BALANCE_PATH, tr_id=spec.BALANCE_TR_ID, params=query, type=BalancePage
+                endpoints.BALANCE.path,
+                tr_id=endpoints.BALANCE.tr_id,
+                params=query,
+                type=BalancePage,
             )
         ]
         raw = [
             page
-            async for page in kis.pages(spec.BALANCE_PATH, tr_id=spec.BALANCE_TR_ID, params=query)
+            async for page in kis.pages(
+                endpoints.BALANCE.path, tr_id=endpoints.BALANCE.tr_id, params=query
+            )
         ]
         holdings = await kis.holdings()
     assert len(pages) == len(raw) == -(-len(sim.portfolio) // 40) > 1
@@ -181,7 +193,11 @@ async def test_pages_that_do_not_end_are_an_error(
 async def test_a_malformed_call_is_refused_before_it_leaves(
     sim: Simulator, kis: KISClient, arguments: dict[str, Any], message: str
 ) -> None:
-    call: dict[str, Any] = {"path": spec.PRICE_PATH, "tr_id": spec.PRICE_TR_ID, "params": PRICE}
+    call: dict[str, Any] = {
+        "path": endpoints.PRICE.path,
+        "tr_id": endpoints.PRICE.tr_id,
+        "params": PRICE,
+    }
     with pytest.raises((ValueError, TypeError), match=message):
         await kis.get(**(call | arguments))
     assert sim.stats.calls == 0

@@ -8,11 +8,10 @@ import msgspec
 import pytest
 
 from kis_async import DecodeError, Position, SellableQuantity, models, spec
+from kis_async.endpoints import OneRow
 from kis_async.models import (
     Envelope,
     SellableEnvelope,
-    _PositionText,
-    _SellableText,
     decode_balance,
     decode_envelope,
     decode_sellable,
@@ -20,6 +19,7 @@ from kis_async.models import (
     pick_sellable,
     read_answer,
 )
+from kis_async.numbers import Kind
 
 OUTPUT = {
     "pdno": "005930",
@@ -316,16 +316,20 @@ OTHER_POSITION = POSITION | {"pdno": "005930", "prdt_name": "삼성전자"}
 
 
 def test_fast_path_rows_have_the_public_fields_in_order() -> None:
-    for public, text, digits in (
-        (SellableQuantity, _SellableText, spec.SELLABLE_DIGITS),
-        (Position, _PositionText, spec.BALANCE_DIGITS),
-    ):
-        assert text.__struct_fields__ == public.__struct_fields__
-        assert public.__struct_fields__[-len(digits) :] == tuple(digits)
+    for public in (SellableQuantity, Position):
+        rows = models._Rows.of(public)
+        assert rows.text.__struct_fields__ == public.__struct_fields__
+        names = [name for name, _ in rows.rules]
+        assert public.__struct_fields__[-len(names) :] == tuple(names)
+
+
+def lengths(row: type[msgspec.Struct]) -> dict[str, int]:
+    return {name: number.digits for name, number in models._Rows.of(row).rules}
 
 
 def test_every_number_on_the_reference_page_has_its_length() -> None:
-    assert spec.SELLABLE_DIGITS == {
+    """The reference page's table, copied by hand: a declaration that drifts from it fails."""
+    assert lengths(SellableQuantity) == {
         "buy_qty": 10,
         "sll_qty": 10,
         "cblc_qty": 19,
@@ -337,6 +341,24 @@ def test_every_number_on_the_reference_page_has_its_length() -> None:
         "evlu_amt": 19,
         "evlu_pfls_amt": 19,
         "evlu_pfls_rt": 7,
+    }
+    kinds = {name: number.kind for name, number in models._Rows.of(SellableQuantity).rules}
+    assert {name for name, kind in kinds.items() if kind is Kind.QUANTITY} == {
+        "buy_qty",
+        "sll_qty",
+        "cblc_qty",
+        "nsvg_qty",
+        "ord_psbl_qty",
+    }
+    assert {name for name, kind in kinds.items() if kind is Kind.SIGNED} == {
+        "evlu_pfls_amt",
+        "evlu_pfls_rt",
+    }
+    assert lengths(Position) == {
+        "hldg_qty": 19,
+        "ord_psbl_qty": 19,
+        "pchs_avg_pric": 18,
+        "prpr": 19,
     }
 
 
@@ -411,13 +433,13 @@ def test_a_malformed_success_naming_a_refusal_is_still_that_refusal() -> None:
 @pytest.mark.parametrize("code", ["KIOK0510", "APBK0013", "", "EGW99999"])
 def test_success_with_any_other_code_is_success(code: str) -> None:
     answer = read_answer(body(msg_cd=code, output1=OUTPUT), lambda b: decode_sellable(b, "005930"))
-    assert isinstance(answer, SellableEnvelope) and answer.rt_cd == "0"
+    assert isinstance(answer, OneRow) and answer.rt_cd == "0"
 
 
 def test_a_failure_is_left_as_kis_sent_it() -> None:
     raw = body(rt_cd="1", msg_cd="EGW00201", msg1="초당 거래건수를 초과하였습니다.")
     answer = read_answer(raw, lambda b: decode_sellable(b, "005930"))
-    assert isinstance(answer, SellableEnvelope) and answer.rt_cd == "1"
+    assert isinstance(answer, OneRow) and answer.rt_cd == "1"
 
 
 PADDED = {"nsvg_qty": " 0 "}
@@ -553,7 +575,7 @@ def _raising(kind: type[Exception]) -> Any:
             if kind is UnicodeDecodeError:
                 raise
             raise kind("Invalid UTF-8 encoded string") from exc
-        return models._fast_sellable(raw)
+        return models._SELLABLE.fast(raw)
 
     return fast
 
@@ -563,9 +585,7 @@ def test_euc_kr_is_read_whichever_exception_msgspec_raises_for_it(
     kind: type[Exception],
 ) -> None:
     raw = json.dumps({"rt_cd": "0", "output": OUTPUT}, ensure_ascii=False).encode("euc-kr")
-    answer = models._decode(
-        raw, _raising(kind), SellableEnvelope, models._SELLABLE_OUTPUTS, "005930"
-    )
+    answer = models._decode(raw, _raising(kind), SellableEnvelope, models._SELLABLE.rows, "005930")
     assert pick_sellable(answer, "005930").prdt_name == "삼성전자"
 
 

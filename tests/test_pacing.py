@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 from aiolimiter import AsyncLimiter
 
-from kis_async import spec
+from kis_async import endpoints, spec
 from kis_async.simulator import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_SECRET, Fault, Simulator
 
 from .conftest import ClientFactory, codes
@@ -52,7 +52,7 @@ async def test_a_plain_async_limiter_bursts_over_the_limit_and_the_simulator_see
         headers = {
             **credentials,
             "authorization": f"Bearer {token}",
-            "tr_id": spec.SELLABLE_TR_ID,
+            "tr_id": endpoints.SELLABLE.tr_id,
             "custtype": "P",
         }
         cano, _, product = DEMO_ACCOUNT.partition("-")
@@ -60,7 +60,7 @@ async def test_a_plain_async_limiter_bursts_over_the_limit_and_the_simulator_see
         async def one(pdno: str) -> None:
             async with limiter:
                 query = {"CANO": cano, "ACNT_PRDT_CD": product, "PDNO": pdno}
-                async with http.get(spec.SELLABLE_PATH, params=query, headers=headers) as resp:
+                async with http.get(endpoints.SELLABLE.path, params=query, headers=headers) as resp:
                     await resp.read()
 
         await asyncio.gather(*(one(p) for p in codes(2 * rate)))

@@ -10,10 +10,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kis_async import DecodeError, SellableQuantity, spec
+from kis_async import DecodeError, Position, SellableQuantity
 from kis_async.models import (
+    _SELLABLE,
     Envelope,
-    _fast_sellable,
     decode_balance,
     decode_sellable,
     pick_sellable,
@@ -21,7 +21,7 @@ from kis_async.models import (
 )
 from kis_async.validate import normalize_pdno, parse_account
 
-from .test_models import OUTPUT, POSITION, balance
+from .test_models import OUTPUT, POSITION, balance, lengths
 
 json_values = st.recursive(
     st.none()
@@ -43,7 +43,8 @@ numberish = st.one_of(
 QUANTITIES = ("buy_qty", "sll_qty", "cblc_qty", "nsvg_qty", "ord_psbl_qty")
 PRICES = ("pchs_avg_pric", "pchs_amt", "now_pric", "evlu_amt")
 PROFITS = ("evlu_pfls_amt", "evlu_pfls_rt")
-DIGITS = spec.SELLABLE_DIGITS
+DIGITS = lengths(SellableQuantity)
+BALANCE_DIGITS = lengths(Position)
 
 
 def _decode(body: bytes) -> SellableQuantity:
@@ -166,7 +167,7 @@ def test_plain_numbers_within_their_length_are_read_exactly_padded_or_not(
     )
 )
 def test_the_fast_path_reads_exactly_what_the_slow_path_reads(numbers: dict[str, str]) -> None:
-    fast = pick_sellable(_fast_sellable(_body(OUTPUT | numbers)), "005930")
+    fast = pick_sellable(_SELLABLE.fast(_body(OUTPUT | numbers)), "005930")
     slow = _decode(_body(OUTPUT | {name: _padded(text) for name, text in numbers.items()}))
     assert fast == slow
     for name in numbers:
@@ -187,11 +188,11 @@ def test_an_accepted_position_keeps_the_same_bounds(changes: dict[str, str]) -> 
         return
     for name in ("hldg_qty", "ord_psbl_qty"):
         value = getattr(position, name)
-        assert type(value) is int and 0 <= value < 10 ** spec.BALANCE_DIGITS[name]
+        assert type(value) is int and 0 <= value < 10 ** BALANCE_DIGITS[name]
     for name in ("pchs_avg_pric", "prpr"):
         value = getattr(position, name)
         assert value.is_finite() and not value.is_signed()
-        assert _integer_digits(value) <= spec.BALANCE_DIGITS[name]
+        assert _integer_digits(value) <= BALANCE_DIGITS[name]
 
 
 @settings(max_examples=300, deadline=None)

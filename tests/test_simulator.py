@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from kis_async import spec
+from kis_async import endpoints, spec
 from kis_async.simulator import (
     DEMO_ACCOUNT,
     DEMO_APP_KEY,
@@ -62,12 +62,12 @@ async def test_headers_are_checked(sim: Simulator, change: dict[str, str], code:
             "appkey": DEMO_APP_KEY,
             "appsecret": DEMO_APP_SECRET,
             "authorization": f"Bearer {grant['access_token']}",
-            "tr_id": spec.SELLABLE_TR_ID,
+            "tr_id": endpoints.SELLABLE.tr_id,
             "custtype": "P",
         } | change
         cano, _, product = DEMO_ACCOUNT.partition("-")
         query = {"CANO": cano, "ACNT_PRDT_CD": product, "PDNO": "005930"}
-        async with http.get(spec.SELLABLE_PATH, params=query, headers=headers) as resp:
+        async with http.get(endpoints.SELLABLE.path, params=query, headers=headers) as resp:
             body = await resp.json()
     assert body["rt_cd"] != "0" and body["msg_cd"] == code
 

@@ -15,7 +15,7 @@ import math
 import aiohttp
 import pytest
 
-from kis_async import spec
+from kis_async import endpoints, spec
 from kis_async.simulator import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_SECRET, Simulator
 
 from .conftest import codes
@@ -39,14 +39,14 @@ async def send_evenly(sim: Simulator, rate: float = UNDER, count: int = CALLS) -
             token = (await resp.json())["access_token"]
         headers = credentials | {
             "authorization": f"Bearer {token}",
-            "tr_id": spec.SELLABLE_TR_ID,
+            "tr_id": endpoints.SELLABLE.tr_id,
             "custtype": "P",
         }
         cano, _, product = DEMO_ACCOUNT.partition("-")
 
         async def one(pdno: str) -> None:
             query = {"CANO": cano, "ACNT_PRDT_CD": product, "PDNO": pdno}
-            async with http.get(spec.SELLABLE_PATH, params=query, headers=headers) as resp:
+            async with http.get(endpoints.SELLABLE.path, params=query, headers=headers) as resp:
                 await resp.read()
 
         loop = asyncio.get_running_loop()

@@ -42,7 +42,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from .. import spec
+from .. import corporate, spec
+from ..endpoints import BALANCE, PRICE, SELLABLE
 from . import hostile
 from .portfolio import UNKNOWN_TICKERS, Holding, not_held, sample_portfolio
 from .window import FixedWindow, SlidingWindow
@@ -53,8 +54,6 @@ DEMO_APP_KEY = "PSsimulatedAPPKEYforKISasync0000001"
 DEMO_APP_SECRET = "simulated-appsecret-not-a-real-one"
 DEMO_ACCOUNT = "50123456-01"
 DEMO_PERSONALSECKEY = "simulated-personalseckey-of-a-corporate-customer"
-CORPORATE_HEADERS = ("personalseckey", "seq_no", "phone_number", "ip_addr", "gt_uid")
-"""What a corporate (custtype B) call must carry; ``mac_address`` is optional for everyone."""
 
 
 class Fault(StrEnum):
@@ -335,9 +334,9 @@ class Simulator:
         """The ``aiohttp`` application, for embedding in another server."""
         app = web.Application()
         app.router.add_post(spec.TOKEN_PATH, self._issue_token)
-        app.router.add_get(spec.SELLABLE_PATH, self._sellable)
-        app.router.add_get(spec.BALANCE_PATH, self._balance)
-        app.router.add_get(spec.PRICE_PATH, self._price)
+        app.router.add_get(SELLABLE.path, self._sellable)
+        app.router.add_get(BALANCE.path, self._balance)
+        app.router.add_get(PRICE.path, self._price)
         app.router.add_get("/_simulator/stats", self._stats)
         app.router.add_get("/_simulator/arrivals", self._arrivals_page)
         app.on_cleanup.append(self._cleanup)
@@ -425,11 +424,7 @@ class Simulator:
         if fault is not None:
             self.stats.faults[f"token:{fault.value}"] += 1
             if fault is Fault.RATE_LIMIT:
-                return _error(
-                    403,
-                    spec.TOKEN_ISSUE_TOO_SOON,
-                    "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)",
-                )
+                return _kis_error(403, spec.TOKEN_ISSUE_TOO_SOON)
             if fault is Fault.REDIRECT_307:
                 return _BUILDERS[fault](request, {}, self._hostile_context())
             return await self._broken(request, fault, b"")
@@ -446,9 +441,7 @@ class Simulator:
         now = time.time()
         last = self._last_issue.get(app_key)
         if last is not None and now - last[0] < self.config.token_issue_interval:
-            return _error(
-                403, spec.TOKEN_ISSUE_TOO_SOON, "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)"
-            )
+            return _kis_error(403, spec.TOKEN_ISSUE_TOO_SOON)
         value = self._reusable_token(app_key, now) or self._mint(app_key, now)
         self._last_issue[app_key] = (now, value)
         self.stats.token_issuances += 1
@@ -482,7 +475,7 @@ class Simulator:
     # -- API --------------------------------------------------------------------------------------
 
     async def _sellable(self, request: web.Request) -> web.StreamResponse:
-        refusal = await self._gate(request, spec.SELLABLE_TR_ID)
+        refusal = await self._gate(request, SELLABLE.tr_id)
         if refusal is not None:
             return refusal
         query = request.query
@@ -505,7 +498,7 @@ class Simulator:
 
     async def _price(self, request: web.Request) -> web.StreamResponse:
         """주식현재가 시세 (inquire-price): the current price of a ticker in the portfolio."""
-        refusal = await self._gate(request, spec.PRICE_TR_ID)
+        refusal = await self._gate(request, PRICE.tr_id)
         if refusal is not None:
             return refusal
         query = request.query
@@ -522,12 +515,12 @@ class Simulator:
         )
 
     async def _balance(self, request: web.Request) -> web.StreamResponse:
-        refusal = await self._gate(request, spec.BALANCE_TR_ID)
+        refusal = await self._gate(request, BALANCE.tr_id)
         if refusal is not None:
             return refusal
         query = request.query
         refusal = self._check_account(query)
-        if refusal is None and any(query.get(k) != v for k, v in spec.BALANCE_QUERY.items()):
+        if refusal is None and any(query.get(k) != v for k, v in BALANCE.query.items()):
             refusal = _error(500, "SIM00406", "조회 조건을 확인하세요 (simulated)")
         await self._delay()
         if refusal is not None:
@@ -552,7 +545,7 @@ class Simulator:
         tr_cont = ("M" if start else "F") if more else "D"
         response = _json(200, body)
         response.headers["tr_cont"] = tr_cont
-        response.headers["tr_id"] = spec.BALANCE_TR_ID
+        response.headers["tr_id"] = BALANCE.tr_id
         return response
 
     def _summary(self) -> dict[str, str]:
@@ -583,7 +576,7 @@ class Simulator:
         if not admitted:
             stats.rejected += 1
             await self._delay()
-            return _error(500, spec.RATE_LIMITED, "초당 거래건수를 초과하였습니다.", rt_cd="1")
+            return _kis_error(500, spec.RATE_LIMITED)
         refusal = self._check_credentials(app_key, headers.get("appsecret", ""), 500)
         if refusal is None:
             refusal = self._check_token(headers.get("authorization", ""), app_key)
@@ -600,15 +593,15 @@ class Simulator:
     def _check_customer(self, headers: Mapping[str, str]) -> web.StreamResponse | None:
         """A corporate call carries the corporate headers and a gt_uid never seen before."""
         if headers.get("custtype") != "B":
-            if any(name in headers for name in CORPORATE_HEADERS):
+            if any(name in headers for name in corporate.REQUIRED_HEADERS):
                 self.stats.corporate_headers_from_individuals += 1
             return None
-        missing = [name for name in CORPORATE_HEADERS if not headers.get(name, "").strip()]
+        missing = [name for name in corporate.REQUIRED_HEADERS if not headers.get(name, "").strip()]
         if missing:
             return _error(500, "SIM00410", f"법인 필수 헤더 누락: {', '.join(missing)} (simulated)")
         if not secrets.compare_digest(headers["personalseckey"], self.config.personalseckey):
             return _error(500, "SIM00411", "고객식별키를 확인하세요 (simulated)")
-        if headers["seq_no"] != "001":
+        if headers["seq_no"] != corporate.SEQ_NO:
             return _error(500, "SIM00412", "일련번호를 확인하세요 (simulated)")
         uid = headers["gt_uid"]
         if len(uid) > 32 or uid in self.stats.gt_uids:
@@ -640,24 +633,24 @@ class Simulator:
         self, app_key: str, app_secret: str, status: int
     ) -> web.StreamResponse | None:
         if not secrets.compare_digest(app_key, self.config.app_key):
-            return _error(status, spec.BAD_APPKEY, "유효하지 않은 AppKey입니다.")
+            return _kis_error(status, spec.BAD_APPKEY)
         if not secrets.compare_digest(app_secret, self.config.app_secret):
-            return _error(status, spec.BAD_APPSECRET, "유효하지 않은 AppSecret입니다.")
+            return _kis_error(status, spec.BAD_APPSECRET)
         return None
 
     def _check_token(self, authorization: str, app_key: str) -> web.StreamResponse | None:
         scheme, _, value = authorization.partition(" ")
         token = self._tokens.get(value) if scheme.lower() == "bearer" else None
         if token is None or token.app_key != app_key or token.dead == spec.TOKEN_INVALID:
-            return _error(500, spec.TOKEN_INVALID, "유효하지 않은 token 입니다.", rt_cd="1")
+            return _kis_error(500, spec.TOKEN_INVALID)
         if token.dead == spec.TOKEN_EXPIRED or time.time() >= token.expires_at:
-            return _error(500, spec.TOKEN_EXPIRED, "기간이 만료된 token 입니다.", rt_cd="1")
+            return _kis_error(500, spec.TOKEN_EXPIRED)
         return None
 
     def _check_account(self, query: Mapping[str, str]) -> web.StreamResponse | None:
         cano, _, product = self.config.account.partition("-")
         if query.get("CANO") != cano or query.get("ACNT_PRDT_CD") != product:
-            return _error(500, spec.ACCOUNT_REFUSED, "ERROR : INPUT INVALID_CHECK_ACNO", rt_cd="1")
+            return _kis_error(500, spec.ACCOUNT_REFUSED)
         return None
 
     def _next_fault(self, pdno: str) -> Fault | None:
@@ -725,11 +718,11 @@ class Simulator:
         if build is not None:
             return build(request, output, self._hostile_context())
         if fault is Fault.RATE_LIMIT:
-            return _error(500, spec.RATE_LIMITED, "초당 거래건수를 초과하였습니다.", rt_cd="1")
+            return _kis_error(500, spec.RATE_LIMITED)
         if fault is Fault.TOKEN_EXPIRED:
             _, _, value = request.headers.get("authorization", "").partition(" ")
             self._tokens[value].dead = spec.TOKEN_EXPIRED
-            return _error(500, spec.TOKEN_EXPIRED, "기간이 만료된 token 입니다.", rt_cd="1")
+            return _kis_error(500, spec.TOKEN_EXPIRED)
         if fault is Fault.OUTPUT_MISSING:
             return _json(200, _success_envelope())
         if fault is Fault.OUTPUT_NULL:
@@ -811,6 +804,11 @@ def _success_envelope() -> dict[str, Any]:
 
 def _ok(output: dict[str, str]) -> web.Response:
     return _json(200, _success_envelope() | {"output1": output})
+
+
+def _kis_error(status: int, msg_cd: str) -> web.Response:
+    """KIS's own refusal ``msg_cd``, with the message KIS sends with it."""
+    return _error(status, msg_cd, spec.MESSAGES[msg_cd])
 
 
 def _error(status: int, msg_cd: str, msg1: str, *, rt_cd: str = "1") -> web.Response:
