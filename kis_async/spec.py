@@ -61,6 +61,25 @@ ACCOUNT_REFUSED: Final = "OPSQ2000"
 """ERROR : INPUT INVALID_CHECK_ACNO at the gateway: the account is not one this appkey may use
 (reported by users; APBK0917 carries the same message from the back end)."""
 ACCOUNT_REFUSED_MARK: Final = "INVALID_CHECK_ACNO"
+QUERY_REFUSED: Final = "OPSQ2001"
+"""A query parameter KIS refuses (e.g. ``INQR_DVSN=02`` since 2026-02); ``rt_cd`` "2"."""
+LEDGER_LIMITED: Final = "EGW00215"
+"""More calls per second than the account ledger allows (reported by users in 2026, about one a
+second per account across ledger inquiries such as inquire-balance). Transient."""
+DATA_CHANGED: Final = "SYDB0050"
+"""The data changed since the first page: ask again from the start (``rt_cd`` "7")."""
+APPSECRET_REFUSED: Final = "EGW00304"
+"""An API call's appsecret is not the appkey's (HTTP 500); tokenP says EGW00105."""
+PRODUCT_MISMATCH: Final = "APBK1271"
+"""The account product code does not match the account (reported on inquire-balance)."""
+NOT_CONSIGNMENT: Final = "APAC0489"
+"""Only 위탁 (consignment) accounts can be queried (reported on inquire-balance)."""
+NOT_PAPER_APPKEY: Final = "EGW02007"
+"""A real-trading appkey sent to the paper host, which still issues it a token."""
+RT_CODES: Final[Mapping[str, str]] = MappingProxyType(
+    {ACCOUNT_REFUSED: "2", QUERY_REFUSED: "2", DATA_CHANGED: "7"}
+)
+"""The ``rt_cd`` KIS sends with these codes; every other refusal comes with :data:`RT_FAILED`."""
 
 MESSAGES: Final[Mapping[str, str]] = MappingProxyType(
     {
@@ -71,12 +90,17 @@ MESSAGES: Final[Mapping[str, str]] = MappingProxyType(
         BAD_APPKEY: "유효하지 않은 AppKey입니다.",
         BAD_APPSECRET: "유효하지 않은 AppSecret입니다.",
         ACCOUNT_REFUSED: "ERROR : INPUT INVALID_CHECK_ACNO",
+        QUERY_REFUSED: "ERROR : INPUT INVALID_CHECK_INQR_DVSN",
+        LEDGER_LIMITED: "원장에서 허용 가능한 초당 거래건수를 초과하였습니다.",
+        DATA_CHANGED: "조회이후에 자료가 변경되었습니다.(다시 조회하세요)",
+        NOT_PAPER_APPKEY: "모의투자용 앱키가 아닙니다",
     }
 )
-"""The ``msg1`` KIS sends with each of its codes above, as its users recorded them."""
+"""The ``msg1`` KIS sends with each of its codes above, as its users recorded them (the texts of
+EGW00304, APBK1271 and APAC0489 were not recorded)."""
 
 STALE_TOKEN_CODES: Final = frozenset({TOKEN_EXPIRED, TOKEN_INVALID})
-CREDENTIAL_CODES: Final = frozenset({BAD_APPKEY, BAD_APPSECRET})
+CREDENTIAL_CODES: Final = frozenset({BAD_APPKEY, BAD_APPSECRET, APPSECRET_REFUSED})
 ACCOUNT_CODES: Final = frozenset({ACCOUNT_REFUSED, "APBK0917"})
 GATEWAY_ERROR_CODES: Final = frozenset(
     {RATE_LIMITED, TOKEN_ISSUE_TOO_SOON, *STALE_TOKEN_CODES, *CREDENTIAL_CODES}

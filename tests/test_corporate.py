@@ -107,7 +107,7 @@ async def test_the_simulator_refuses_a_corporate_call_without_its_headers_or_wit
         for headers in (base, base | {"gt_uid": "a" * 32}, base | {"gt_uid": "a" * 32}):
             async with http.get(endpoints.SELLABLE.path, params=query, headers=headers) as resp:
                 answers.append((await resp.json())["msg_cd"])
-    assert answers == ["SIM00410", "KIOK0510", "SIM00413"]
+    assert answers == ["SIM00410", "KIOK0420", "SIM00413"]
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,8 @@ async def test_one_token_a_minute_and_the_same_token_within_six_hours(sim: Simul
         assert status == 200 and first["token_type"] == "Bearer"
         assert first["expires_in"] == 86400
         status, second = await _token(http)
-        assert (status, second["msg_cd"]) == (403, "EGW00133")
+        assert (status, second["error_code"]) == (403, "EGW00133")
+        assert "rt_cd" not in second and second["error_description"]
         sim.config.token_issue_interval = 0.0
         status, third = await _token(http)
         assert third["access_token"] == first["access_token"]
@@ -51,7 +52,7 @@ async def test_one_token_a_minute_and_the_same_token_within_six_hours(sim: Simul
     [
         ({"tr_id": "TTTC0000R"}, "SIM00402"),
         ({"authorization": "Bearer nope"}, "EGW00121"),
-        ({"appsecret": "nope"}, "EGW00105"),
+        ({"appsecret": "nope"}, "EGW00304"),
         ({"custtype": "X"}, "SIM00403"),
     ],
 )

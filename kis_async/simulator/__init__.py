@@ -5,8 +5,10 @@ point a :class:`~kis_async.KISClient` at ``sim.url`` with :data:`DEMO_APP_KEY`,
 :data:`DEMO_APP_SECRET` and :data:`DEMO_ACCOUNT`. :class:`SimulatorConfig` makes it as unkind as
 KIS can be (network jitter before the call is counted, a lower limit than the client was told,
 another program on the same appkey), and :data:`HOSTILE` faults answer as a proxy, a captive
-portal or a buggy gateway would; :class:`Stats` says what arrived and when. The library
-itself never imports this package.
+portal or a buggy gateway would; :data:`REFUSALS` are KIS's own refusal codes, served on demand;
+:class:`Stats` says what arrived and when. It answers in the dialect the live service speaks
+(``SimulatorConfig.dialect``). The library below the command line never imports this package;
+the CLI does, for ``kis-async demo`` and ``kis-async simulator``.
 """
 
 from .portfolio import KRX_NAMES, UNKNOWN_TICKERS, Holding, sample_portfolio
@@ -17,6 +19,7 @@ from .server import (
     DEMO_PERSONALSECKEY,
     HOSTILE,
     ORDINARY,
+    REFUSALS,
     TOKEN_FAULTS,
     Fault,
     Simulator,
@@ -32,6 +35,7 @@ __all__ = [
     "HOSTILE",
     "KRX_NAMES",
     "ORDINARY",
+    "REFUSALS",
     "TOKEN_FAULTS",
     "UNKNOWN_TICKERS",
     "Fault",

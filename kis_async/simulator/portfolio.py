@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -9,7 +10,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 @dataclass(frozen=True, slots=True)
 class Holding:
-    """One position. ``pending_sell`` is in unfilled sell orders, so not sellable again."""
+    """One position. ``pending_sell`` is in unfilled sell orders, so not sellable again; ``loan``
+    of the shares were bought on a 자기융자 loan taken on ``loan_date`` (``YYYYMMDD``)."""
 
     name: str
     quantity: int
@@ -18,49 +20,114 @@ class Holding:
     bought_today: int = 0
     sold_today: int = 0
     pending_sell: int = 0
+    loan: int = 0
+    loan_date: str = ""
 
     @property
     def sellable(self) -> int:
         return max(0, self.quantity - self.pending_sell)
 
     def as_kis(self, pdno: str) -> dict[str, str]:
-        """The inquire-psbl-sell ``output1`` object, every value a string as KIS sends it."""
-        bought = self.avg_price * self.quantity
-        value = self.now_price * self.quantity
-        rate = (value - bought) / bought * 100 if bought else Decimal(0)
-        return {
-            "pdno": pdno,
-            "prdt_name": self.name,
-            "buy_qty": str(self.bought_today),
-            "sll_qty": str(self.sold_today),
-            "cblc_qty": str(self.quantity),
-            "nsvg_qty": "0",
-            "ord_psbl_qty": str(self.sellable),
-            "pchs_avg_pric": f"{self.avg_price:.4f}",
-            "pchs_amt": str(_won(bought)),
-            "now_pric": str(_won(self.now_price)),
-            "evlu_amt": str(_won(value)),
-            "evlu_pfls_amt": str(_won(value - bought)),
-            "evlu_pfls_rt": str(rate.quantize(Decimal("0.01"), ROUND_HALF_UP)),
-        }
+        """The inquire-psbl-sell ``output`` object, every value a string as KIS sends it."""
+        return _sellable_row(pdno, self.name, self, self.quantity, self.sellable)
 
-    def as_balance(self, pdno: str) -> dict[str, str]:
-        """The inquire-balance ``output1`` row for this position."""
-        full = self.as_kis(pdno)
-        return {
-            "pdno": pdno,
-            "prdt_name": self.name,
-            "hldg_qty": full["cblc_qty"],
-            "ord_psbl_qty": full["ord_psbl_qty"],
-            "pchs_avg_pric": full["pchs_avg_pric"],
-            "pchs_amt": full["pchs_amt"],
-            "prpr": full["now_pric"],
-            "evlu_amt": full["evlu_amt"],
-            "evlu_pfls_amt": full["evlu_pfls_amt"],
-            "evlu_pfls_rt": full["evlu_pfls_rt"],
-            "thdt_buyqty": full["buy_qty"],
-            "thdt_sll_qty": full["sll_qty"],
-        }
+    def as_balance(self, pdno: str, *, live: bool = True) -> list[dict[str, str]]:
+        """The inquire-balance ``output1`` rows for this position: with ``INQR_DVSN=01`` one
+        per loan (현금, then 자기융자 with its ``loan_dt``), each with KIS's 26 keys; with
+        ``live=False`` one row of the reference page's few keys."""
+        if not live:
+            full = self.as_kis(pdno)
+            return [
+                {
+                    "pdno": pdno,
+                    "prdt_name": self.name,
+                    "hldg_qty": full["cblc_qty"],
+                    "ord_psbl_qty": full["ord_psbl_qty"],
+                    "pchs_avg_pric": full["pchs_avg_pric"],
+                    "pchs_amt": full["pchs_amt"],
+                    "prpr": full["now_pric"],
+                    "evlu_amt": full["evlu_amt"],
+                    "evlu_pfls_amt": full["evlu_pfls_amt"],
+                    "evlu_pfls_rt": full["evlu_pfls_rt"],
+                    "thdt_buyqty": full["buy_qty"],
+                    "thdt_sll_qty": full["sll_qty"],
+                }
+            ]
+        cash = self.quantity - self.loan
+        cash_sellable = max(0, cash - self.pending_sell)
+        rows = (
+            [_balance_row(pdno, self, "현금", cash, cash_sellable, "")]
+            if cash or not self.loan
+            else []
+        )
+        if self.loan:
+            pending_on_loan = max(0, self.pending_sell - cash)
+            rows.append(
+                _balance_row(
+                    pdno, self, "자기융자", self.loan, self.loan - pending_on_loan, self.loan_date
+                )
+            )
+        return rows
+
+
+def _sellable_row(
+    pdno: str, name: str, holding: Holding, quantity: int, sellable: int
+) -> dict[str, str]:
+    bought = holding.avg_price * quantity
+    value = holding.now_price * quantity
+    rate = (value - bought) / bought * 100 if bought else Decimal(0)
+    return {
+        "pdno": pdno,
+        "prdt_name": name,
+        "buy_qty": str(holding.bought_today),
+        "sll_qty": str(holding.sold_today),
+        "cblc_qty": str(quantity),
+        "nsvg_qty": "0",
+        "ord_psbl_qty": str(sellable),
+        "pchs_avg_pric": f"{holding.avg_price:.4f}",
+        "pchs_amt": str(_won(bought)),
+        "now_pric": str(_won(holding.now_price)),
+        "evlu_amt": str(_won(value)),
+        "evlu_pfls_amt": str(_won(value - bought)),
+        "evlu_pfls_rt": str(rate.quantize(Decimal("0.01"), ROUND_HALF_UP)),
+    }
+
+
+def _balance_row(
+    pdno: str, holding: Holding, kind: str, quantity: int, sellable: int, loan_date: str
+) -> dict[str, str]:
+    """One inquire-balance row with the 26 keys KIS sends, in KIS's order."""
+    own = _sellable_row(pdno, holding.name, holding, quantity, sellable)
+    on_loan = kind != "현금"
+    rate = Decimal(own["evlu_pfls_rt"])
+    return {
+        "pdno": pdno,
+        "prdt_name": holding.name,
+        "trad_dvsn_name": kind,
+        "bfdy_buy_qty": "0",
+        "bfdy_sll_qty": "0",
+        "thdt_buyqty": "0" if on_loan else str(holding.bought_today),
+        "thdt_sll_qty": "0" if on_loan else str(holding.sold_today),
+        "hldg_qty": str(quantity),
+        "ord_psbl_qty": str(sellable),
+        "pchs_avg_pric": own["pchs_avg_pric"],
+        "pchs_amt": own["pchs_amt"],
+        "prpr": own["now_pric"],
+        "evlu_amt": own["evlu_amt"],
+        "evlu_pfls_amt": own["evlu_pfls_amt"],
+        "evlu_pfls_rt": own["evlu_pfls_rt"],
+        "evlu_erng_rt": f"{rate:.8f}",
+        "loan_dt": loan_date,
+        "loan_amt": str(_won(holding.avg_price * quantity * Decimal("0.6"))) if on_loan else "0",
+        "stln_slng_chgs": "0",
+        "expd_dt": "",
+        "fltt_rt": "0.00000000",
+        "bfdy_cprs_icdc": "0",
+        "item_mgna_rt_name": "40%",
+        "grta_rt_name": "",
+        "sbst_pric": str(_won(holding.now_price * Decimal("0.7"))),
+        "stck_loan_unpr": "0.0000",
+    }
 
 
 def not_held(pdno: str) -> dict[str, str]:
@@ -275,7 +342,8 @@ def sample_portfolio(seed: int = 20261125) -> dict[str, Holding]:
     """A few hundred plausible positions, the same for the same seed.
 
     Roughly one in six was partly sold today, one in ten has an unfilled sell order, a few were
-    sold out today (held 0, still listed by the balance), two are delisted (see
+    sold out today (held 0, still listed by the balance), a few hold a third of their shares on
+    a 자기융자 loan (listed twice by the balance), two are delisted (see
     :data:`UNKNOWN_TICKERS`), and prices sit within about 30% of the average cost, so the
     profit/loss column has both signs.
     """
@@ -294,6 +362,12 @@ def sample_portfolio(seed: int = 20261125) -> dict[str, Holding]:
         portfolio[pdno] = Holding(
             was.name, 0, was.avg_price, was.now_price, sold_today=was.quantity
         )
+    for pdno in list(portfolio)[5::30]:
+        was = portfolio[pdno]
+        if was.quantity > 1:
+            loan = max(1, was.quantity // 3)
+            day = f"2026{rng.randint(1, 11):02d}{rng.randint(1, 28):02d}"
+            portfolio[pdno] = dataclasses.replace(was, loan=loan, loan_date=day)
     for n, pdno in enumerate(sorted(UNKNOWN_TICKERS)):
         portfolio[pdno] = Holding(f"상장폐지 예시 {n + 1}", 10, Decimal(5000), Decimal(0))
     return portfolio

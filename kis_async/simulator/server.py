@@ -36,8 +36,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from types import TracebackType
-from typing import Any
+from types import MappingProxyType, TracebackType
+from typing import Any, Final, Literal
 
 import msgspec
 from aiohttp import web
@@ -106,6 +106,18 @@ class Fault(StrEnum):
     """The right numbers, and terminal escape sequences in ``prdt_name``."""
     ACCOUNT_QUOTED = "account_quoted"
     """An error whose ``msg1`` quotes the whole account number, with escape sequences."""
+    LEDGER_LIMIT = "ledger_limit"
+    """EGW00215 on HTTP 500: more calls a second than the account ledger allows."""
+    DATA_CHANGED = "data_changed"
+    """SYDB0050 (``rt_cd`` "7"): the data changed since the first page."""
+    APPSECRET_REFUSED = "appsecret_refused"
+    """EGW00304 on HTTP 500: the API refuses the appsecret."""
+    PRODUCT_MISMATCH = "product_mismatch"
+    """APBK1271: the product code does not match the account."""
+    NOT_CONSIGNMENT = "not_consignment"
+    """APAC0489: only 위탁 accounts can be queried."""
+    PAPER_APPKEY = "paper_appkey"
+    """EGW02007: a real appkey sent to the paper host."""
 
 
 HOSTILE = frozenset(
@@ -124,7 +136,19 @@ HOSTILE = frozenset(
 )
 """Answers wrong on purpose or by accident (see :mod:`kis_async.simulator.hostile`); random
 faults (``fault_kinds``) leave them out unless asked for."""
-ORDINARY = tuple(fault for fault in Fault if fault not in HOSTILE)
+REFUSALS: Final[Mapping[Fault, tuple[int, str]]] = MappingProxyType(
+    {
+        Fault.LEDGER_LIMIT: (500, spec.LEDGER_LIMITED),
+        Fault.DATA_CHANGED: (500, spec.DATA_CHANGED),
+        Fault.APPSECRET_REFUSED: (500, spec.APPSECRET_REFUSED),
+        Fault.PRODUCT_MISMATCH: (500, spec.PRODUCT_MISMATCH),
+        Fault.NOT_CONSIGNMENT: (500, spec.NOT_CONSIGNMENT),
+        Fault.PAPER_APPKEY: (500, spec.NOT_PAPER_APPKEY),
+    }
+)
+"""KIS's own refusals, served with their status and code (and ``rt_cd``, message) on demand;
+random faults leave them out: most are set-up mistakes, not weather."""
+ORDINARY = tuple(fault for fault in Fault if fault not in HOSTILE and fault not in REFUSALS)
 """The faults KIS is known for."""
 TOKEN_FAULTS = frozenset(
     {
@@ -205,9 +229,21 @@ class SimulatorConfig:
     retry_after: float = 1.0
     """Seconds :attr:`Fault.RETRY_AFTER` asks the client to wait."""
     page_size: int = 50
-    """Positions per inquire-balance page."""
+    """Rows per inquire-balance page (a position held partly on a loan is two rows)."""
     loop_paging: bool = False
     """inquire-balance never ends: every page says more follow, with the same key."""
+    dialect: Literal["live", "reference"] = "live"
+    """``live`` answers as KIS's users recorded the service (inquire-psbl-sell under ``output``
+    with ``KIOK0420`` and a blank-padded ``msg1``; balance rows with KIS's 26 keys, one per
+    loan; ``output2`` with 24 keys); ``reference`` as the reference page documents it
+    (``output1``, ``KIOK0510``, the few keys it lists)."""
+    exact_continuation: bool = True
+    """A next-page request must echo ``CTX_AREA_FK100``/``NK100`` exactly as sent, blank padding
+    included, as KIS's sample client does; ``False`` also accepts them stripped."""
+    full_last_page_says_more: bool = True
+    """A last page that is exactly full says ``tr_cont: M`` (with a blank ``ctx_area_nk100``), and
+    the request for the next page is answered SYDB0050, as KIS did for an account holding
+    exactly 50 (python-kis issue #20)."""
     seed: int | None = None
     """Seeds the random draws (faults, both jitters, Poisson gaps), read when the simulator is
     created: the same seed and the same requests, arriving in the same order, give the same
@@ -312,6 +348,9 @@ class Simulator:
         """Loop time of the first client API call: the origin of ``limit_schedule``."""
         self._faults: defaultdict[str | None, list[Fault]] = defaultdict(list)
         self._token_faults: list[Fault] = []
+        self._balance_faults: list[Fault] = []
+        self._page_keys: dict[str, int] = {}
+        """Every ``ctx_area_nk100`` sent, exactly as sent, and the row its page starts at."""
         self._after: list[tuple[int, Callable[[], None]]] = []
         self._after_background: list[tuple[int, Callable[[], None]]] = []
         self._background: asyncio.Task[None] | None = None
@@ -385,6 +424,11 @@ class Simulator:
         """Give the next ``times`` calls (for ``pdno``, or any ticker) this fault."""
         self._faults[pdno].extend([fault] * times)
 
+    def inject_balance(self, fault: Fault, *, times: int = 1) -> None:
+        """Give the next ``times`` inquire-balance requests this fault (:data:`REFUSALS`, such
+        as :attr:`Fault.DATA_CHANGED` on a next page, or :attr:`Fault.RATE_LIMIT`)."""
+        self._balance_faults.extend([fault] * times)
+
     def inject_token(self, fault: Fault, *, times: int = 1) -> None:
         """Give the next ``times`` token requests this fault (one of :data:`TOKEN_FAULTS`)."""
         if fault not in TOKEN_FAULTS:
@@ -424,7 +468,7 @@ class Simulator:
         if fault is not None:
             self.stats.faults[f"token:{fault.value}"] += 1
             if fault is Fault.RATE_LIMIT:
-                return _kis_error(403, spec.TOKEN_ISSUE_TOO_SOON)
+                return _token_refusal(spec.TOKEN_ISSUE_TOO_SOON)
             if fault is Fault.REDIRECT_307:
                 return _BUILDERS[fault](request, {}, self._hostile_context())
             return await self._broken(request, fault, b"")
@@ -441,7 +485,7 @@ class Simulator:
         now = time.time()
         last = self._last_issue.get(app_key)
         if last is not None and now - last[0] < self.config.token_issue_interval:
-            return _kis_error(403, spec.TOKEN_ISSUE_TOO_SOON)
+            return _token_refusal(spec.TOKEN_ISSUE_TOO_SOON)
         value = self._reusable_token(app_key, now) or self._mint(app_key, now)
         self._last_issue[app_key] = (now, value)
         self.stats.token_issuances += 1
@@ -493,7 +537,7 @@ class Simulator:
         holding = self.portfolio.get(pdno)
         output = holding.as_kis(pdno) if holding is not None else not_held(pdno)
         if fault is None:
-            return _ok(output)
+            return self._ok(output)
         return await self._faulty(request, fault, output)
 
     async def _price(self, request: web.Request) -> web.StreamResponse:
@@ -511,7 +555,7 @@ class Simulator:
             return _error(500, "SIM00404", f"{pdno} 종목코드를 확인하세요 (simulated)")
         price = holding.as_kis(pdno)["now_pric"]
         return _json(
-            200, _success_envelope() | {"output": {"stck_prpr": price, "stck_shrn_iscd": pdno}}
+            200, self._success() | {"output": {"stck_prpr": price, "stck_shrn_iscd": pdno}}
         )
 
     async def _balance(self, request: web.Request) -> web.StreamResponse:
@@ -525,37 +569,96 @@ class Simulator:
         await self._delay()
         if refusal is not None:
             return refusal
+        fault = self._balance_faults.pop(0) if self._balance_faults else None
+        if fault is not None:
+            return await self._faulty(request, fault, {})
+        rows = [
+            row for pdno, holding in self.portfolio.items() for row in self._rows(pdno, holding)
+        ]
         start = 0
-        key = query.get("CTX_AREA_NK100", "").strip()
-        if request.headers.get("tr_cont") == spec.NEXT_PAGE and key:
-            if not key.startswith("SIMPAGE") or not key[7:].isdigit():
-                return _error(500, "SIM00407", "연속조회키를 확인하세요 (simulated)")
-            start = int(key[7:])
+        if request.headers.get("tr_cont") == spec.NEXT_PAGE:
+            found = self._continued(query)
+            if isinstance(found, web.StreamResponse):
+                return found
+            start = found
         size = max(1, self.config.page_size)
-        rows = list(self.portfolio.items())
         page = rows[start : start + size]
         more = self.config.loop_paging or start + size < len(rows)
-        next_key = "SIMPAGE" + str(start if self.config.loop_paging else start + size)
-        body = _success_envelope() | {
-            "ctx_area_fk100": "SIMFK" if more else "",
-            "ctx_area_nk100": next_key if more else "",
-            "output1": [holding.as_balance(pdno) for pdno, holding in page],
+        says_more = more or (self.config.full_last_page_says_more and start + size == len(rows))
+        next_key = ""
+        if more:
+            next_start = start if self.config.loop_paging else start + size
+            next_key = self._search_key() + f"{page[-1]['pdno']}^{next_start:05d}^"
+            next_key = next_key.ljust(100) if self._live else next_key
+            self._page_keys[next_key] = next_start
+        elif self._live:
+            next_key = " " * 100
+        body = self._success() | {
+            "ctx_area_fk100": self._fk100(),
+            "ctx_area_nk100": next_key,
+            "output1": page,
             "output2": [self._summary()],
         }
-        tr_cont = ("M" if start else "F") if more else "D"
         response = _json(200, body)
-        response.headers["tr_cont"] = tr_cont
+        response.headers["tr_cont"] = ("M" if start or not more else "F") if says_more else "D"
         response.headers["tr_id"] = BALANCE.tr_id
         return response
 
+    @property
+    def _live(self) -> bool:
+        return self.config.dialect == "live"
+
+    def _rows(self, pdno: str, holding: Holding) -> list[dict[str, str]]:
+        return holding.as_balance(pdno, live=self._live)
+
+    def _search_key(self) -> str:
+        """The listing's search key, as KIS writes it: ``<CANO>^<product>^N^N^01^01^N^``."""
+        cano, _, product = self.config.account.partition("-")
+        return f"{cano}^{product}^N^N^{BALANCE.query['INQR_DVSN']}^01^N^"
+
+    def _fk100(self) -> str:
+        """KIS fills ``ctx_area_fk100`` on every page, the last included, padded to 100."""
+        return self._search_key().ljust(100) if self._live else self._search_key()
+
+    def _continued(self, query: Mapping[str, str]) -> int | web.StreamResponse:
+        """Where a next-page request starts, or KIS's answer to a key it did not send."""
+        fk, nk = query.get("CTX_AREA_FK100", ""), query.get("CTX_AREA_NK100", "")
+        if not self.config.exact_continuation:
+            fk, nk = fk.strip(), nk.strip()
+            keys = {key.strip(): start for key, start in self._page_keys.items()}
+            sent_fk = self._fk100().strip()
+        else:
+            keys, sent_fk = dict(self._page_keys), self._fk100()
+        if not nk.strip():
+            return _kis_error(500, spec.DATA_CHANGED)
+        if fk != sent_fk or nk not in keys:
+            return _error(500, "SIM00407", "연속조회키를 확인하세요 (simulated)")
+        return keys[nk]
+
     def _summary(self) -> dict[str, str]:
-        value = sum(h.now_price * h.quantity for h in self.portfolio.values())
-        bought = sum(h.avg_price * h.quantity for h in self.portfolio.values())
-        return {
-            "tot_evlu_amt": str(round(value)),
-            "pchs_amt_smtl_amt": str(round(bought)),
-            "evlu_pfls_smtl_amt": str(round(value - bought)),
+        """``output2``: the account summary; KIS's 24 keys in the live dialect."""
+        value = round(sum(h.now_price * h.quantity for h in self.portfolio.values()))
+        bought = round(sum(h.avg_price * h.quantity for h in self.portfolio.values()))
+        totals = {
+            "tot_evlu_amt": str(value),
+            "pchs_amt_smtl_amt": str(bought),
+            "evlu_pfls_smtl_amt": str(value - bought),
         }
+        if not self._live:
+            return totals
+        zero = dict.fromkeys(_SUMMARY_KEYS, "0")
+        return (
+            zero
+            | totals
+            | {
+                "fncg_gld_auto_rdpt_yn": "",
+                "scts_evlu_amt": str(value),
+                "evlu_amt_smtl_amt": str(value),
+                "nass_amt": str(value),
+                "bfdy_tot_asst_evlu_amt": str(value),
+                "asst_icdc_erng_rt": "0.00000000",
+            }
+        )
 
     async def _gate(self, request: web.Request, tr_id: str) -> web.StreamResponse | None:
         """What the KIS gateway checks once the call has arrived: the call limit, then the
@@ -632,11 +735,16 @@ class Simulator:
     def _check_credentials(
         self, app_key: str, app_secret: str, status: int
     ) -> web.StreamResponse | None:
+        """tokenP (HTTP 403) refuses in ``error_code``/``error_description``, with no ``rt_cd``;
+        an API call (HTTP 500) in the envelope, a wrong appsecret there as EGW00304."""
+        token_endpoint = status == 403
         if not secrets.compare_digest(app_key, self.config.app_key):
-            return _kis_error(status, spec.BAD_APPKEY)
-        if not secrets.compare_digest(app_secret, self.config.app_secret):
-            return _kis_error(status, spec.BAD_APPSECRET)
-        return None
+            code = spec.BAD_APPKEY
+        elif not secrets.compare_digest(app_secret, self.config.app_secret):
+            code = spec.BAD_APPSECRET if token_endpoint else spec.APPSECRET_REFUSED
+        else:
+            return None
+        return _token_refusal(code) if token_endpoint else _kis_error(status, code)
 
     def _check_token(self, authorization: str, app_key: str) -> web.StreamResponse | None:
         scheme, _, value = authorization.partition(" ")
@@ -719,32 +827,50 @@ class Simulator:
             return build(request, output, self._hostile_context())
         if fault is Fault.RATE_LIMIT:
             return _kis_error(500, spec.RATE_LIMITED)
+        if fault in REFUSALS:
+            status, code = REFUSALS[fault]
+            return _kis_error(status, code)
         if fault is Fault.TOKEN_EXPIRED:
             _, _, value = request.headers.get("authorization", "").partition(" ")
             self._tokens[value].dead = spec.TOKEN_EXPIRED
             return _kis_error(500, spec.TOKEN_EXPIRED)
         if fault is Fault.OUTPUT_MISSING:
-            return _json(200, _success_envelope())
+            return _json(200, self._success())
         if fault is Fault.OUTPUT_NULL:
-            return _json(200, _success_envelope() | {"output1": None})
+            return _json(200, self._success() | {self._output_key: None})
         if fault is Fault.OUTPUT_LIST:
-            return _json(200, _success_envelope() | {"output": [output]})
+            return _json(200, self._success() | {"output": [output]})
         if fault is Fault.THOUSANDS:
-            return _ok({k: _grouped(v) if k != "pdno" else v for k, v in output.items()})
+            return self._ok({k: _grouped(v) if k != "pdno" else v for k, v in output.items()})
         if fault is Fault.PADDED:
-            return _ok(
+            return self._ok(
                 {k: f" {v} " if k not in ("pdno", "prdt_name") else v for k, v in output.items()}
             )
         if fault is Fault.EUC_KR:
-            text = msgspec.json.encode(_success_envelope() | {"output1": output}).decode()
+            text = msgspec.json.encode(self._success() | {self._output_key: output}).decode()
             return web.Response(
                 status=200,
                 body=text.encode("euc-kr"),
                 content_type="application/json",
                 charset="euc-kr",
             )
-        body = msgspec.json.encode(_success_envelope() | {"output1": output})
+        body = msgspec.json.encode(self._success() | {self._output_key: output})
         return await self._broken(request, fault, body)
+
+    @property
+    def _output_key(self) -> str:
+        """Where inquire-psbl-sell puts its result: ``output`` live, ``output1`` on the page."""
+        return "output" if self._live else "output1"
+
+    def _success(self) -> dict[str, Any]:
+        """A success envelope: KIS's live code and its message blank-padded to 80 bytes in
+        EUC-KR width, or the reference page's example."""
+        if self._live:
+            return {"rt_cd": spec.RT_OK, "msg_cd": "KIOK0420", "msg1": _padded(_LIVE_OK)}
+        return {"rt_cd": spec.RT_OK, "msg_cd": "KIOK0510", "msg1": "조회가 완료되었습니다"}
+
+    def _ok(self, output: dict[str, str]) -> web.Response:
+        return _json(200, self._success() | {self._output_key: output})
 
     def _hostile_context(self) -> hostile.Context:
         config = self.config
@@ -798,17 +924,52 @@ async def _pause(mean: float, spread: float, rng: random.Random) -> None:
         await asyncio.sleep(seconds)
 
 
-def _success_envelope() -> dict[str, Any]:
-    return {"rt_cd": spec.RT_OK, "msg_cd": "KIOK0510", "msg1": "조회가 완료되었습니다"}
+_LIVE_OK = "정상적으로 조회되었습니다"
+_SUMMARY_KEYS = (
+    "dnca_tot_amt",
+    "nxdy_excc_amt",
+    "prvs_rcdl_excc_amt",
+    "cma_evlu_amt",
+    "bfdy_buy_amt",
+    "thdt_buy_amt",
+    "nxdy_auto_rdpt_amt",
+    "bfdy_sll_amt",
+    "thdt_sll_amt",
+    "d2_auto_rdpt_amt",
+    "bfdy_tlex_amt",
+    "thdt_tlex_amt",
+    "tot_loan_amt",
+    "scts_evlu_amt",
+    "tot_evlu_amt",
+    "nass_amt",
+    "fncg_gld_auto_rdpt_yn",
+    "pchs_amt_smtl_amt",
+    "evlu_amt_smtl_amt",
+    "evlu_pfls_smtl_amt",
+    "tot_stln_slng_chgs",
+    "bfdy_tot_asst_evlu_amt",
+    "asst_icdc_amt",
+    "asst_icdc_erng_rt",
+)
+"""inquire-balance ``output2``'s 24 keys, as KIS's example lists them."""
 
 
-def _ok(output: dict[str, str]) -> web.Response:
-    return _json(200, _success_envelope() | {"output1": output})
+def _padded(text: str, width: int = 80) -> str:
+    """``text`` followed by blanks up to ``width`` bytes in EUC-KR, as KIS pads ``msg1``."""
+    return text + " " * max(0, width - len(text.encode("euc-kr")))
 
 
 def _kis_error(status: int, msg_cd: str) -> web.Response:
-    """KIS's own refusal ``msg_cd``, with the message KIS sends with it."""
-    return _error(status, msg_cd, spec.MESSAGES[msg_cd])
+    """KIS's own refusal ``msg_cd``, with the ``rt_cd`` and the message KIS sends with it."""
+    rt_cd = spec.RT_CODES.get(msg_cd, spec.RT_FAILED)
+    return _error(
+        status, msg_cd, spec.MESSAGES.get(msg_cd, f"{msg_cd} (simulated text)"), rt_cd=rt_cd
+    )
+
+
+def _token_refusal(code: str) -> web.Response:
+    """tokenP's refusal as KIS sends it: HTTP 403, ``error_code`` and ``error_description``."""
+    return _json(403, {"error_description": spec.MESSAGES[code], "error_code": code})
 
 
 def _error(status: int, msg_cd: str, msg1: str, *, rt_cd: str = "1") -> web.Response:
