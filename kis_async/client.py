@@ -23,7 +23,7 @@ from .auth import TokenIssuer, TokenManager, TokenStore
 from .batch import Batch, Outcome
 from .corporate import Corporate
 from .endpoints import BALANCE, SELLABLE, BalancePage, Envelope, Position, SellableQuantity
-from .errors import PagingError
+from .errors import APIError, ListingChanged, PagingError
 from .models import (
     decode_as,
     decode_continuation,
@@ -394,12 +394,23 @@ class KISClient:
         seen = {_continuation_key(params)}
         for page in range(max_pages):
             tr_cont = spec.NEXT_PAGE if page else ""
-            response = await self._get(path, tr_id=tr_id, params=params, tr_cont=tr_cont)
+            try:
+                response = await self._get(path, tr_id=tr_id, params=params, tr_cont=tr_cont)
+            except APIError as exc:
+                if page and exc.msg_cd == spec.DATA_CHANGED:
+                    raise ListingChanged(
+                        f"{path}: the data changed after page {page} ({spec.DATA_CHANGED}): "
+                        "ask again from the first page"
+                    ) from None
+                raise
             yield decode_as(response.body, kind)
             if response.headers.get("tr_cont", "") not in spec.MORE_PAGES:
                 return
-            keys = decode_continuation(response.body).params()
-            if not any(keys.values()):
+            continuation = decode_continuation(response.body)
+            if continuation.last_page():
+                return
+            keys = continuation.params()
+            if not any(value.strip() for value in keys.values()):
                 raise PagingError(f"{path} said more pages follow but sent no continuation key")
             params |= keys
             if (key := _continuation_key(params)) in seen:
@@ -411,16 +422,32 @@ class KISClient:
         """Every position of the account (주식잔고조회), following the pages to the end.
 
         Pages go through the same token, pacing and retries as every call (see :meth:`pages`).
+        With ``INQR_DVSN=01`` a ticker held partly on a loan is listed once per loan
+        (``trad_dvsn_name``, ``loan_dt``). If KIS answers a next page with SYDB0050 (the data
+        changed since the first page), the listing starts again from page 1, once, saying so
+        at WARNING; a second time raises :class:`~kis_async.errors.ListingChanged`. A listing
+        never ends short without an error: a missing position would read as nothing to sell.
         """
+        validate.count("max_pages", max_pages, minimum=1, maximum=10_000)
+        for attempt in range(2):
+            try:
+                return await self._list_positions(max_pages)
+            except ListingChanged:
+                if attempt:
+                    raise
+                log.warning(
+                    "holdings: the account changed while it was listed (%s); listing it again "
+                    "from the first page",
+                    spec.DATA_CHANGED,
+                )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _list_positions(self, max_pages: int) -> list[Position]:
         query = {"CANO": self.account.cano, "ACNT_PRDT_CD": self.account.product}
         query |= dict(BALANCE.query) | {"CTX_AREA_FK100": "", "CTX_AREA_NK100": ""}
         positions: list[Position] = []
         pages = self.pages(
-            BALANCE.path,
-            tr_id=BALANCE.tr_id,
-            params=query,
-            type=BalancePage,
-            max_pages=max_pages,
+            BALANCE.path, tr_id=BALANCE.tr_id, params=query, type=BalancePage, max_pages=max_pages
         )
         number = 0
         async for page in pages:
@@ -435,16 +462,17 @@ class KISClient:
         return positions
 
     async def held_tickers(self) -> list[str]:
-        """The tickers of every position with shares in it, as :meth:`holdings` lists them.
+        """The tickers of every position with shares in it, as :meth:`holdings` lists them,
+        each once (a ticker held partly on a loan is listed once per loan).
 
         Positions sold out today (``hldg_qty`` 0) are skipped.
         """
         positions = await self.holdings()
-        held = [position.pdno for position in positions if position.hldg_qty > 0]
+        held = list(dict.fromkeys(p.pdno for p in positions if p.hldg_qty > 0))
         log.info(
-            "holdings: %d positions, %d sold out skipped",
+            "holdings: %d rows, %d tickers held",
             len(positions),
-            len(positions) - len(held),
+            len(held),
         )
         return held
 

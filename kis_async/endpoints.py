@@ -109,6 +109,12 @@ class Position(msgspec.Struct, frozen=True):
     ord_psbl_qty: Annotated[int, quantity(19)]
     pchs_avg_pric: Annotated[Decimal, amount(18)]
     prpr: Annotated[Decimal, amount(19)]
+    """``"0"`` in places (KIS's own example)."""
+    trad_dvsn_name: str = ""
+    """현금 (cash), or the loan the shares were bought on (자기융자...): with ``INQR_DVSN=01``
+    a ticker held partly on a loan is listed once per loan."""
+    loan_dt: str = ""
+    """The loan's date, ``YYYYMMDD``; blank for cash."""
 
 
 SellableEnvelope = OneRow[SellableQuantity]

@@ -10,7 +10,8 @@
     ├── TransportError      no usable answer: connection, 5xx page, retries exhausted
     │   └── RequestTimeout  the per-request timeout fired
     ├── DecodeError         the answer arrived but is not what KIS documents
-    │   └── PagingError     a paged inquiry that does not end
+    │   └── PagingError     a paged inquiry that does not end, or cannot be followed
+    │       └── ListingChanged  its data changed between pages (SYDB0050)
     └── TokenCacheError     the token cache is unsafe to use, or its lock held too long
 
 Every error has ``reason`` (what happened, without the ticker) and ``pdno`` (the ticker, if
@@ -123,7 +124,13 @@ class DecodeError(KISError):
 
 
 class PagingError(DecodeError):
-    """A paged inquiry repeated its continuation key or ran past its page bound."""
+    """A paged inquiry repeated its continuation key, sent one that cannot be echoed, or ran
+    past its page bound."""
+
+
+class ListingChanged(PagingError):
+    """KIS answered a next-page request with SYDB0050: the data changed since the first page,
+    so the pages read so far may not fit together. Ask again from the first page."""
 
 
 class TokenCacheError(KISError):

@@ -65,7 +65,7 @@ import msgspec
 from . import spec
 from .endpoints import BALANCE, SELLABLE, BalancePage, Envelope, SellableEnvelope
 from .endpoints import SellableQuantity as SellableQuantity
-from .errors import DecodeError
+from .errors import DecodeError, PagingError
 from .numbers import Kind, Number, number_of
 
 _PLAIN = bytes(byte if chr(byte) in "0123456789.,-[]" else 0 for byte in range(256))
@@ -120,8 +120,8 @@ class _Rows(Generic[R]):
 
     ``text`` is the row's text twin: the same fields in the same order, each number as text of
     at most its Length (blank is 0: the all-blank answer for a ticker not held is common, and
-    read here too). The numbers come after the text fields, so that the fast path reads them as
-    one slice.
+    read here too). The numbers are declared together, between the text fields before them and
+    any after (which have defaults), so that the fast path reads them as one slice.
     """
 
     kind: type[R]
@@ -130,6 +130,8 @@ class _Rows(Generic[R]):
     rules: tuple[tuple[str, Number], ...]
     first: int
     """Index of the first number among ``kind``'s fields."""
+    end: int
+    """Index of the first text field after the numbers (``len(fields)`` if none)."""
     unsigned: tuple[int, ...]
     """Positions, among the numbers, of those that may not be negative."""
 
@@ -139,11 +141,12 @@ class _Rows(Generic[R]):
         fields = msgspec.structs.fields(kind)
         numbers = [number_of(hints[f.name]) for f in fields]
         first = next((i for i, n in enumerate(numbers) if n is not None), len(fields))
-        for f, number in zip(fields[first:], numbers[first:], strict=True):
+        end = len(fields) - next((i for i, n in enumerate(reversed(numbers)) if n is not None), 0)
+        for f, number in zip(fields[first:end], numbers[first:end], strict=True):
             if number is None:
                 raise TypeError(
-                    f"{kind.__name__}.{f.name}: a text field after the first number; declare "
-                    "the numbers last, so the fast path reads them as one slice"
+                    f"{kind.__name__}.{f.name}: a text field among the numbers; declare the "
+                    "numbers together, so the fast path reads them as one slice"
                 )
         twin: list[tuple[str, Any] | tuple[str, Any, Any]] = []
         for f, number in zip(fields, numbers, strict=True):
@@ -167,6 +170,7 @@ class _Rows(Generic[R]):
             numbers=msgspec.json.Decoder(tuple[types]),  # type: ignore[valid-type]
             rules=rules,
             first=first,
+            end=end,
             unsigned=tuple(
                 i for i, (_, number) in enumerate(rules) if number.kind is not Kind.SIGNED
             ),
@@ -178,8 +182,8 @@ class _Rows(Generic[R]):
         Anything else raises msgspec's ``ValidationError``, which sends the body to the slow path.
         """
         values = msgspec.structs.astuple(row)
-        first = self.first
-        numbers: Sequence[str] = values[first:]
+        first, end = self.first, self.end
+        numbers: Sequence[str] = values[first:end]
         if "" in numbers:  # blank is 0: a ticker not held comes back all blank
             numbers = [v or "0" for v in numbers]
         joined = ",".join(numbers)
@@ -189,7 +193,7 @@ class _Rows(Generic[R]):
         if text.translate(_PLAIN) != text:
             raise msgspec.ValidationError("a number is not plain")
         try:
-            return self.kind(*values[:first], *self.numbers.decode(text))
+            return self.kind(*values[:first], *self.numbers.decode(text), *values[end:])
         except msgspec.DecodeError as exc:
             raise msgspec.ValidationError(f"a number is not plain: {exc}") from None
 
@@ -481,12 +485,30 @@ class Continuation(msgspec.Struct):
     ctx_area_nk200: str | None = None
 
     def params(self) -> dict[str, str]:
-        """The next request's query: each key KIS sent, upper-cased, its value stripped."""
-        return {
-            name.upper(): value.strip()
-            for name in self.__struct_fields__
-            if isinstance(value := getattr(self, name), str)
-        }
+        """The next request's query: each key KIS sent, upper-cased, its value exactly as sent,
+        blank padding included (as KIS's own sample client echoes it).
+
+        A value that is not printable ASCII, or longer than its name says (100 or 200), cannot
+        be a key KIS means to be echoed: :class:`~kis_async.errors.PagingError`, naming the key
+        and its length but not its value (``ctx_area_fk100`` holds the account number).
+        """
+        keys = {}
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                continue
+            printable = value.isascii() and value.isprintable()
+            if len(value) > int(name[-3:]) or not printable:
+                what = "printable ASCII" if printable else "not printable ASCII"
+                raise PagingError(f"{name} is not a key to echo: {len(value)} characters, {what}")
+            keys[name.upper()] = value
+        return keys
+
+    def last_page(self) -> bool:
+        """A next-page key was sent and is blank: this page is the last, whatever ``tr_cont``
+        says (KIS answered ``M`` on the only page of an account holding exactly 50)."""
+        keys = [self.ctx_area_nk100, self.ctx_area_nk200]
+        return any(key is not None for key in keys) and not any(key and key.strip() for key in keys)
 
 
 def decode_continuation(body: bytes) -> Continuation:

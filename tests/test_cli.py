@@ -377,7 +377,7 @@ async def test_holdings_pages_and_the_token_are_shown_as_they_happen(
     lines = err.splitlines()
     assert lines[0] == "asking KIS for an access token"
     assert "holdings: page 1 read, 50 positions so far" in lines
-    assert "holdings: page 4 read, 190 positions so far" in lines
+    assert "holdings: page 4 read, 197 positions so far" in lines  # 7 tickers are held twice: on a loan too
 
 
 async def test_a_terminal_sees_stages_and_a_bar_in_one_live_line(
@@ -554,7 +554,7 @@ async def test_verbosity_flags_work_before_and_after_the_command(
     assert "INFO" not in plain and "DEBUG" not in plain
     for args in (["-v", "check"], ["check", "-v"]):
         _, _, err = await cli(*args, "--holdings", "--rate", "1000", env=creds)
-        assert "INFO kis_async.client: holdings: 190 positions" in err
+        assert "INFO kis_async.client: holdings: 197 rows, 185 tickers held" in err
         assert "DEBUG" not in err
     for args in (["check", "-vv"], ["-v", "check", "-v"]):
         _, _, err = await cli(*args, "005930", env=creds)

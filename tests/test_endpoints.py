@@ -72,13 +72,25 @@ async def test_a_declared_endpoint_goes_through_get(sim: Simulator, kis: KISClie
     assert answer.output.stck_prpr == sim.portfolio["005930"].now_price
 
 
-def test_a_text_field_after_a_number_is_refused_when_declared() -> None:
+def test_a_text_field_among_the_numbers_is_refused_when_declared() -> None:
     class Misordered(msgspec.Struct):
         qty: Annotated[int, quantity(10)]
         name: str
+        price: Annotated[Decimal, amount(10)]
 
-    with pytest.raises(TypeError, match=r"Misordered\.name: a text field after the first number"):
+    with pytest.raises(TypeError, match=r"Misordered\.name: a text field among the numbers"):
         _Rows.of(Misordered)
+
+
+def test_text_fields_after_the_numbers_are_read_too() -> None:
+    class Tail(msgspec.Struct):
+        code: str
+        qty: Annotated[int, quantity(10)]
+        note: str = ""
+
+    body = b'{"rt_cd": "0", "output": {"code": "A", "qty": " 0012 ", "note": "n"}}'
+    assert decode_as(body, OneRow[Tail]).output == Tail("A", 12, "n")
+    assert decode_as(body.replace(b'" 0012 "', b'"12"'), OneRow[Tail]).output == Tail("A", 12, "n")
 
 
 def test_a_number_of_the_wrong_type_is_refused_when_declared() -> None:

@@ -320,7 +320,7 @@ def test_fast_path_rows_have_the_public_fields_in_order() -> None:
         rows = models._Rows.of(public)
         assert rows.text.__struct_fields__ == public.__struct_fields__
         names = [name for name, _ in rows.rules]
-        assert public.__struct_fields__[-len(names) :] == tuple(names)
+        assert public.__struct_fields__[rows.first : rows.end] == tuple(names)
 
 
 def lengths(row: type[msgspec.Struct]) -> dict[str, int]:
