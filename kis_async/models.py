@@ -316,9 +316,11 @@ def pick_sellable(envelope: SellableEnvelope, pdno: str) -> SellableQuantity:
     ``pdno``); rows in a list about other tickers are skipped. Rows about ``pdno`` that differ
     are refused as ambiguous (field ``output1``); equal ones are read once.
     """
-    single = envelope.output1
-    if envelope.output is None and type(single) is SellableQuantity and single.pdno == pdno:
-        return single  # the usual answer: one object, about the ticker asked
+    live, reference = envelope.output, envelope.output1
+    if reference is None and type(live) is SellableQuantity and live.pdno == pdno:
+        return live  # the usual answer: one object under ``output``, about the ticker asked
+    if live is None and type(reference) is SellableQuantity and reference.pdno == pdno:
+        return reference  # the same under the reference page's ``output1``
     found: list[SellableQuantity] = []
     for output in (envelope.output1, envelope.output):
         if isinstance(output, list):
