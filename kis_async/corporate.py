@@ -1,9 +1,15 @@
-"""What a corporate customer (custtype ``B``) sends with every call.
+"""What a partner firm (제휴사, custtype ``B``) sends with every call.
 
-The reference page marks ``personalseckey`` (고객식별키), ``seq_no``, ``phone_number`` and
-``ip_addr`` as required for corporate customers, and ``gt_uid`` (a Global UID, up to 32
-characters, unique per transaction) as corporate-only; ``mac_address`` is optional. Without them
-KIS refuses a corporate account's every call.
+custtype ``P`` covers individuals *and* ordinary corporations; ``B`` means a partner firm whose
+app serves its own members (KIS's own sample code says so). The reference page marks
+``personalseckey`` (고객식별키), ``seq_no``, ``phone_number`` and ``ip_addr`` ``[법인 필수]``,
+required for such customers, and ``gt_uid`` (a Global UID, up to 32 characters, unique per
+transaction) as theirs alone; ``mac_address`` is optional. Without them KIS refuses a partner
+firm's every call. The class keeps the reference page's word, ``Corporate``.
+
+Not implemented: a partner firm's tokens come from an authorization-code grant (3-month access,
+1-year refresh token) whose refresh parameters KIS has not published; the client asks for the
+``client_credentials`` token as for everyone else.
 
 ``personalseckey`` is a secret like the appsecret: it is checked here and then only ever sent to
 ``base_url``; no repr, message, log line or cache file holds it.
@@ -30,9 +36,10 @@ _MAC = re.compile(r"[0-9A-F]{12}")
 
 
 class Corporate:
-    """A corporate customer's identification, sent with every API call of a client.
+    """A partner firm's (제휴사, custtype ``B``) identification of its member, sent with every
+    API call of a client. Ordinary corporations are custtype ``P`` and need none of it.
 
-    :param personalseckey: 고객식별키, the affiliate's customer key (secret; at most 180
+    :param personalseckey: 고객식별키, the partner firm's key for its member (secret; at most 180
         visible ASCII characters).
     :param phone_number: the member's mobile number, digits only (``01011112222``); hyphens and
         blanks are removed.
