@@ -40,20 +40,9 @@ from .errors import (
     TransportError,
 )
 from .models import Envelope
+from .wire import Closed, TooLarge
 
 _RETRYABLE_CONNECTION_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
-
-
-class Closed(Exception):
-    """The outcome of a request attempted on a client that was already closed."""
-
-
-class TooLarge(Exception):
-    """The outcome of an answer that grew past the wire's size cap while being read."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(limit)
-        self.limit = limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,53 +79,55 @@ class Fail:
 
 Verdict = Ok | Retry | Renew | Fail
 _OK = Ok()
-Outcome = Envelope | DecodeError | BaseException
-"""What came back from one try: an envelope, a body that is not one, or no answer at all."""
+Answer = Envelope | DecodeError | BaseException
+"""What one try got: an envelope, a body that is not one, or the exception that stopped it (no
+answer at all; :class:`~kis_async.wire.Closed` and :class:`~kis_async.wire.TooLarge` among
+them)."""
 
 
 def classify(
     status: int,
-    outcome: Outcome,
+    answer: Answer,
     *,
     retry_after: float | None = None,
     tr_id: str | None = None,
     pdno: str | None = None,
     token_endpoint: bool = False,
 ) -> Verdict:
-    """Judge one attempt. ``status`` is 0 when no answer arrived (``outcome`` is then the
+    """Judge one attempt. ``status`` is 0 when no answer arrived (``answer`` is then the
     exception). ``token_endpoint`` marks tokenP, where every refusal is an :class:`AuthError`."""
-    if status < 300 and isinstance(outcome, Envelope) and outcome.rt_cd == spec.RT_OK:
+    if status < 300 and isinstance(answer, Envelope) and answer.rt_cd == spec.RT_OK:
         return _OK
     where = "token endpoint: " if token_endpoint else ""
     source = "token" if token_endpoint else "api"
-    if isinstance(outcome, TooLarge):
-        reason = f"{where}HTTP {status} answer larger than {outcome.limit} bytes: not KIS's"
+    if isinstance(answer, TooLarge):
+        reason = f"{where}HTTP {status} answer larger than {answer.limit} bytes: not KIS's"
         return Fail(TransportError(reason, status=status, pdno=pdno, source=source))
-    if isinstance(outcome, BaseException) and not isinstance(outcome, DecodeError):
-        return _no_answer(outcome, where, source, pdno)
+    if isinstance(answer, BaseException) and not isinstance(answer, DecodeError):
+        return _no_answer(answer, where, source, pdno)
     if 300 <= status < 400:
         reason = f"{where}HTTP {status} redirect refused: kis_async only talks to base_url"
         return Fail(TransportError(reason, status=status, pdno=pdno, source=source))
-    if isinstance(outcome, DecodeError):
+    if isinstance(answer, DecodeError):
         if status < 400:
-            return Fail(outcome)
+            return Fail(answer)
         reason = f"{where}HTTP {status} without a KIS body"
         page = TransportError(reason, status=status, pdno=pdno, source=source)
         return Retry(page, retry_after) if status >= 500 or status == 429 else Fail(page)
-    if outcome.rt_cd == spec.RT_OK and status < 400:
+    if answer.rt_cd == spec.RT_OK and status < 400:
         return _OK
-    code = outcome.msg_cd
+    code = answer.msg_cd
     kind: type[APIError] = APIError
     if code == spec.RATE_LIMITED:
         kind = RateLimitError
     elif token_endpoint or code in spec.STALE_TOKEN_CODES or code in spec.CREDENTIAL_CODES:
         kind = AuthError
-    elif code in spec.ACCOUNT_CODES or spec.ACCOUNT_REFUSED_MARK in outcome.msg1:
+    elif code in spec.ACCOUNT_CODES or spec.ACCOUNT_REFUSED_MARK in answer.msg1:
         kind = AccountError
     error = kind(
-        rt_cd=outcome.rt_cd,
+        rt_cd=answer.rt_cd,
         msg_cd=code,
-        msg1=outcome.msg1,
+        msg1=answer.msg1,
         status=status,
         tr_id=tr_id,
         pdno=pdno,

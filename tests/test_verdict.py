@@ -19,17 +19,16 @@ from kis_async import (
 )
 from kis_async.models import Envelope, decode_token
 from kis_async.verdict import (
-    Closed,
+    Answer,
     Fail,
     Ok,
-    Outcome,
     Renew,
     Retry,
-    TooLarge,
     Verdict,
     classify,
     parse_retry_after,
 )
+from kis_async.wire import Closed, TooLarge
 
 
 def envelope(msg_cd: str = "", rt_cd: str = "1") -> Envelope:
@@ -42,7 +41,7 @@ NOT_KIS = DecodeError("response is not valid JSON")
 @dataclass(frozen=True)
 class Row:
     status: int
-    outcome: Outcome
+    answer: Answer
     verdict: type[Verdict]
     error: type[KISError] | None = None
     token_endpoint: bool = False
@@ -88,7 +87,7 @@ TABLE = {
 @pytest.mark.parametrize("row", TABLE.values(), ids=TABLE.keys())
 def test_classify(row: Row) -> None:
     verdict = classify(
-        row.status, row.outcome, tr_id="TTTC8408R", pdno="005930", token_endpoint=row.token_endpoint
+        row.status, row.answer, tr_id="TTTC8408R", pdno="005930", token_endpoint=row.token_endpoint
     )
     assert type(verdict) is row.verdict
     if isinstance(verdict, Ok):
