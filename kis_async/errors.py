@@ -8,7 +8,8 @@
     │   ├── AccountError    the account number refused for this appkey
     │   └── RateLimitError  EGW00201 persisted through every retry
     ├── TransportError      no usable answer: connection, 5xx page, retries exhausted
-    │   └── RequestTimeout  the per-request timeout fired
+    │   ├── RequestTimeout  the per-request timeout fired
+    │   └── ClientClosedError  the KISClient was closed before the call could be sent
     ├── DecodeError         the answer arrived but is not what KIS documents
     │   └── PagingError     a paged inquiry that does not end
     └── TokenCacheError     the token cache is unsafe to use, or its lock held too long
@@ -21,7 +22,12 @@ exception.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+Source = Literal["api", "token", "redis"]
+"""What a :class:`TransportError` could not get an answer from."""
+_SOURCE_PREFIX: dict[Source, str] = {"token": "token endpoint: "}
+"""How a reason names where it happened, when the API itself is not the place."""
 
 
 class KISError(Exception):
@@ -94,24 +100,38 @@ class TransportError(KISError):
     """No usable answer arrived: the connection failed, or a proxy sent a non-KIS error page.
 
     ``source`` says what could not be reached: ``"api"`` (an API call), ``"token"`` (the token
-    endpoint) or ``"redis"`` (the shared pacer or token store).
+    endpoint) or ``"redis"`` (the shared pacer or token store). ``detail`` is what went wrong,
+    and ``reason`` the same, naming the token endpoint when that is where it went wrong.
+    ``status`` is the HTTP status of an answer that came but could not be used.
     """
 
     def __init__(
         self,
-        reason: str,
+        detail: str,
         *,
         status: int | None = None,
         pdno: str | None = None,
-        source: str = "api",
+        source: Source = "api",
     ) -> None:
-        super().__init__(reason, pdno=pdno)
+        super().__init__(_SOURCE_PREFIX.get(source, "") + detail, pdno=pdno)
+        self.detail = detail
         self.status = status
-        self.source = source
+        self.source: Source = source
 
 
 class RequestTimeout(TransportError):
     """The per-request timeout fired on every try."""
+
+
+class ClientClosedError(TransportError):
+    """The :class:`~kis_async.KISClient` was closed before this call's next try could be sent.
+
+    Every call still waiting for the pacer when the client closes ends this way, as does every
+    call made after it closed; no fault of the network or of KIS, so nothing the set-up must fix.
+    """
+
+    def __init__(self, *, pdno: str | None = None, source: Source = "api") -> None:
+        super().__init__("the KISClient was closed before this call", pdno=pdno, source=source)
 
 
 class DecodeError(KISError):

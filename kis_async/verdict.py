@@ -33,10 +33,12 @@ from .errors import (
     AccountError,
     APIError,
     AuthError,
+    ClientClosedError,
     DecodeError,
     KISError,
     RateLimitError,
     RequestTimeout,
+    Source,
     TransportError,
 )
 from .models import Envelope
@@ -98,21 +100,20 @@ def classify(
     exception). ``token_endpoint`` marks tokenP, where every refusal is an :class:`AuthError`."""
     if status < 300 and isinstance(answer, Envelope) and answer.rt_cd == spec.RT_OK:
         return _OK
-    where = "token endpoint: " if token_endpoint else ""
-    source = "token" if token_endpoint else "api"
+    source: Source = "token" if token_endpoint else "api"
     if isinstance(answer, TooLarge):
-        reason = f"{where}HTTP {status} answer larger than {answer.limit} bytes: not KIS's"
-        return Fail(TransportError(reason, status=status, pdno=pdno, source=source))
+        detail = f"HTTP {status} answer larger than {answer.limit} bytes: not KIS's"
+        return Fail(TransportError(detail, status=status, pdno=pdno, source=source))
     if isinstance(answer, BaseException) and not isinstance(answer, DecodeError):
-        return _no_answer(answer, where, source, pdno)
+        return _no_answer(answer, source, pdno)
     if 300 <= status < 400:
-        reason = f"{where}HTTP {status} redirect refused: kis_async only talks to base_url"
-        return Fail(TransportError(reason, status=status, pdno=pdno, source=source))
+        detail = f"HTTP {status} redirect refused: kis_async only talks to base_url"
+        return Fail(TransportError(detail, status=status, pdno=pdno, source=source))
     if isinstance(answer, DecodeError):
         if status < 400:
             return Fail(answer)
-        reason = f"{where}HTTP {status} without a KIS body"
-        page = TransportError(reason, status=status, pdno=pdno, source=source)
+        detail = f"HTTP {status} without a KIS body"
+        page = TransportError(detail, status=status, pdno=pdno, source=source)
         return Retry(page, retry_after) if status >= 500 or status == 429 else Fail(page)
     if answer.rt_cd == spec.RT_OK and status < 400:
         return _OK
@@ -157,17 +158,17 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def _no_answer(exc: BaseException, where: str, source: str, pdno: str | None) -> Verdict:
+def _no_answer(exc: BaseException, source: Source, pdno: str | None) -> Verdict:
     """A request that got no answer. The message names what failed, never anything from the
     request (its headers hold the appsecret and the token)."""
     if isinstance(exc, Closed):
-        return Fail(TransportError("the KISClient was closed before this call", pdno=pdno))
+        return Fail(ClientClosedError(pdno=pdno, source=source))
     if isinstance(exc, TimeoutError):
-        reason = f"{where}no answer within the request timeout"
-        return Retry(RequestTimeout(reason, pdno=pdno, source=source))
+        return Retry(
+            RequestTimeout("no answer within the request timeout", pdno=pdno, source=source)
+        )
     if isinstance(exc, aiohttp.ClientError):
         cause = getattr(exc, "os_error", None) or exc
-        error = TransportError(f"{where}{type(exc).__name__}: {cause}", pdno=pdno, source=source)
+        error = TransportError(f"{type(exc).__name__}: {cause}", pdno=pdno, source=source)
         return Retry(error) if isinstance(exc, _RETRYABLE_CONNECTION_ERRORS) else Fail(error)
-    reason = f"{where}request failed: {type(exc).__name__}"
-    return Fail(TransportError(reason, pdno=pdno, source=source))
+    return Fail(TransportError(f"request failed: {type(exc).__name__}", pdno=pdno, source=source))

@@ -10,6 +10,7 @@ import pytest
 from kis_async import (
     APIError,
     AuthError,
+    ClientClosedError,
     DecodeError,
     KISError,
     RateLimitError,
@@ -71,7 +72,7 @@ TABLE = {
     "connection reset": Row(0, aiohttp.ServerDisconnectedError(), Retry, TransportError),
     "body cut short": Row(0, aiohttp.ClientPayloadError("cut"), Retry, TransportError),
     "other client error": Row(0, aiohttp.InvalidURL("x"), Fail, TransportError),
-    "client closed": Row(0, Closed(), Fail, TransportError),
+    "client closed": Row(0, Closed(), Fail, ClientClosedError),
     "answer too large": Row(200, TooLarge(1 << 20), Fail, TransportError),
     "anything else": Row(0, RuntimeError("loop"), Fail, TransportError),
     "token: too soon": Row(
@@ -115,8 +116,10 @@ def test_api_error_carries_what_a_user_needs() -> None:
 
 def test_token_endpoint_failures_say_so() -> None:
     verdict = classify(0, TimeoutError(), token_endpoint=True)
-    assert isinstance(verdict, Retry)
-    assert "token endpoint" in verdict.error.reason
+    assert isinstance(verdict, Retry) and isinstance(verdict.error, RequestTimeout)
+    error = verdict.error
+    assert (error.source, error.detail) == ("token", "no answer within the request timeout")
+    assert error.reason == "token endpoint: no answer within the request timeout"
 
 
 def test_retry_after_is_carried_on_the_retry() -> None:
