@@ -9,6 +9,7 @@ from .corporate import Corporate
 from .errors import (
     AccountError,
     APIError,
+    ArgumentError,
     AuthError,
     ClientClosedError,
     DecodeError,
@@ -35,6 +36,7 @@ __all__ = [
     "REAL_HOST",
     "APIError",
     "AccountError",
+    "ArgumentError",
     "AuthError",
     "Batch",
     "ClientClosedError",

@@ -33,7 +33,7 @@ from yarl import URL
 from . import __version__, inputs, render, spec
 from . import config as cfg
 from .client import KISClient
-from .errors import KISError
+from .errors import ArgumentError, KISError
 from .inputs import UsageError
 from .render import Run, Setup, Status
 from .simulator import (
@@ -394,12 +394,13 @@ def _client(settings: cfg.Settings, rate: float, origin: dict[str, str]) -> KISC
             rate_limit=rate,
             **settings.options,  # type: ignore[arg-type]
         )
+    except ArgumentError as exc:
+        name = _KEYWORD_VARIABLES.get(exc.argument)
+        if name is None:
+            raise UsageError(str(exc)) from None
+        raise UsageError(f"{render.where(name, origin)}: {exc}") from None
     except (ValueError, TypeError) as exc:
-        message = str(exc)
-        for keyword, name in _KEYWORD_VARIABLES.items():
-            if message.startswith(f"{keyword} "):
-                raise UsageError(f"{render.where(name, origin)}: {message}") from None
-        raise UsageError(message) from None
+        raise UsageError(str(exc)) from None
 
 
 def _shown_url(url: str | None) -> str | None:

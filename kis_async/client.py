@@ -22,7 +22,7 @@ from . import batch, config, spec, validate
 from .auth import TokenIssuer, TokenManager, TokenStore
 from .batch import Batch, Outcome
 from .corporate import Corporate
-from .errors import PagingError
+from .errors import ArgumentError, PagingError
 from .models import (
     BalancePage,
     Envelope,
@@ -89,9 +89,10 @@ class KISClient:
     ``aiohttp.ClientSession``, one access token and one pacer, so any number of concurrent calls
     stay under ``rate_limit`` calls per second as they arrive at KIS, or under the lower pace KIS's
     refusals teach (see :mod:`kis_async.pace`; :attr:`stats` tells it). Every argument is
-    checked here, so a mistake is a ``ValueError``/``TypeError`` naming the argument before any
-    request. Once KIS refuses the account (:class:`~kis_async.errors.AccountError`), every later
-    call fails with that refusal without asking again.
+    checked here, so a mistake is a ``TypeError``, or an :class:`~kis_async.errors.ArgumentError`
+    (a ``ValueError``) whose ``argument`` names it, before any request. Once KIS refuses the
+    account (:class:`~kis_async.errors.AccountError`), every later call fails with that refusal
+    without asking again.
 
     :param account: ``"12345678-01"`` or ``"1234567801"``.
     :param base_url: the real host by default. Plain ``http://`` is accepted only for loopback
@@ -345,7 +346,9 @@ class KISClient:
         retry after a lost answer could place an order twice. This client refuses to guess.
         """
         if tr_cont not in ("", spec.NEXT_PAGE):
-            raise ValueError(f"tr_cont must be '' or {spec.NEXT_PAGE!r}, got {tr_cont!r}")
+            raise ArgumentError(
+                f"tr_cont must be '' or {spec.NEXT_PAGE!r}, got {tr_cont!r}", argument="tr_cont"
+            )
         response = await self._get(path, tr_id=tr_id, params=params, tr_cont=tr_cont)
         return decode_as(response.body, dict if type is None else type)
 
@@ -500,12 +503,16 @@ def _customer(custtype: str | None, corporate: Corporate | None) -> tuple[str, C
         return ("P" if corporate is None else "B"), corporate
     validate.checked_custtype(custtype)
     if custtype == "B" and corporate is None:
-        raise ValueError(
+        raise ArgumentError(
             "custtype 'B' (corporate) needs corporate=Corporate(personalseckey=..., "
-            "phone_number=..., ip_addr=...): KIS refuses a corporate call without them"
+            "phone_number=..., ip_addr=...): KIS refuses a corporate call without them",
+            argument="custtype",
         )
     if custtype == "P" and corporate is not None:
-        raise ValueError("custtype 'P' (individual) cannot send corporate=...; leave custtype out")
+        raise ArgumentError(
+            "custtype 'P' (individual) cannot send corporate=...; leave custtype out",
+            argument="custtype",
+        )
     return custtype, corporate
 
 
@@ -525,10 +532,13 @@ def _checked_redis_url(redis_url: str | None) -> str | None:
     if redis_url is None:
         return None
     if not isinstance(redis_url, str) or not redis_url.strip().startswith(_REDIS_SCHEMES):
-        raise ValueError("redis_url must be a redis://, rediss:// or unix:// URL, or None")
+        raise ArgumentError(
+            "redis_url must be a redis://, rediss:// or unix:// URL, or None", argument="redis_url"
+        )
     if importlib.util.find_spec("redis") is None:
-        raise ValueError(
+        raise ArgumentError(
             "redis_url is set, but the redis package is not installed: pip install redis "
-            "(from a checkout: pip install -e '.[redis]')"
+            "(from a checkout: pip install -e '.[redis]')",
+            argument="redis_url",
         )
     return redis_url.strip()

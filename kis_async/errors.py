@@ -14,6 +14,9 @@
     │   └── PagingError     a paged inquiry that does not end
     └── TokenCacheError     the token cache is unsafe to use, or its lock held too long
 
+:class:`ArgumentError` is apart from the tree: a ``ValueError`` raised before any request, naming
+the argument that was refused.
+
 Every error has ``reason`` (what happened, without the ticker) and ``pdno`` (the ticker, if
 any); ``str(error)`` is both. Messages carry what a user needs to act (code, message, HTTP status,
 tr_id, ticker) and never the appsecret or the token: nothing secret is ever passed into an
@@ -149,3 +152,17 @@ class PagingError(DecodeError):
 class TokenCacheError(KISError):
     """The token cache is unsafe to use (readable by others, someone else's, not a regular file,
     in a folder others can write to), or another process has held its lock too long."""
+
+
+class ArgumentError(ValueError):
+    """An argument refused before any request; ``argument`` names it, as the caller spelled it.
+
+    A ``ValueError``, so ``except ValueError`` catches it; a program that wants to say which of
+    its own inputs was wrong (the command line names the environment variable) reads
+    ``argument`` rather than the message. The message names the argument too, and shows its
+    value only when that is not a secret.
+    """
+
+    def __init__(self, message: str, *, argument: str) -> None:
+        super().__init__(message)
+        self.argument = argument
