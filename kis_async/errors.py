@@ -6,13 +6,19 @@
     ├── APIError            KIS answered with an error envelope (rt_cd != "0")
     │   ├── AuthError       credentials or token refused; retrying will not help
     │   ├── AccountError    the account number refused for this appkey
-    │   └── RateLimitError  EGW00201 persisted through every retry
+    │   └── RateLimitError  EGW00201 persisted through every retry (also a CallBudgetError)
+    ├── CallBudgetError     the call budget had no room for the call: KIS's (RateLimitError),
+    │                       or the one shared through Redis, booked too far ahead
     ├── TransportError      no usable answer: connection, 5xx page, retries exhausted
     │   ├── RequestTimeout  the per-request timeout fired
     │   └── ClientClosedError  the KISClient was closed before the call could be sent
     ├── DecodeError         the answer arrived but is not what KIS documents
     │   └── PagingError     a paged inquiry that does not end
     └── TokenCacheError     the token cache is unsafe to use, or its lock held too long
+
+Only what KIS sent is an :class:`APIError`: its fields are the envelope KIS answered with, never
+made up. A condition kis_async judges itself (the shared budget full, the client closed) has a
+class of its own, and says what happened in words rather than in an HTTP status.
 
 :class:`ArgumentError` is apart from the tree: a ``ValueError`` raised before any request, naming
 the argument that was refused.
@@ -95,7 +101,17 @@ class AccountError(APIError):
     """
 
 
-class RateLimitError(APIError):
+class CallBudgetError(KISError):
+    """The call budget had no room for this call, so it was not answered.
+
+    Catch this one to back off whoever said so: KIS, refusing the call rate on every retry (a
+    :class:`RateLimitError`, with KIS's envelope), or kis_async itself, when the budget shared
+    through Redis is booked further ahead than its ``max_wait`` (then nothing was sent, and
+    there is no envelope: the error is this class itself).
+    """
+
+
+class RateLimitError(APIError, CallBudgetError):
     """KIS kept answering EGW00201 (per-second limit) after every retry."""
 
 

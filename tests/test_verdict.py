@@ -10,6 +10,7 @@ import pytest
 from kis_async import (
     APIError,
     AuthError,
+    CallBudgetError,
     ClientClosedError,
     DecodeError,
     KISError,
@@ -120,6 +121,13 @@ def test_token_endpoint_failures_say_so() -> None:
     error = verdict.error
     assert (error.source, error.detail) == ("token", "no answer within the request timeout")
     assert error.reason == "token endpoint: no answer within the request timeout"
+
+
+def test_an_exhausted_rate_limit_is_a_call_budget_error_with_kis_envelope() -> None:
+    verdict = classify(500, envelope("EGW00201"), tr_id="TTTC8408R")
+    assert isinstance(verdict, Retry) and isinstance(verdict.error, RateLimitError)
+    assert isinstance(verdict.error, CallBudgetError) and isinstance(verdict.error, APIError)
+    assert (verdict.error.msg_cd, verdict.error.status) == ("EGW00201", 500)
 
 
 def test_retry_after_is_carried_on_the_retry() -> None:
