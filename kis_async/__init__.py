@@ -3,7 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from .auth import Token
-from .batch import Batch, Outcome
+from .batch import Batch, Failed, Outcome, Succeeded
 from .client import DEFAULT_TOKEN_CACHE, ClientStats, KISClient
 from .corporate import Corporate
 from .errors import (
@@ -45,6 +45,7 @@ __all__ = [
     "ClientStats",
     "Corporate",
     "DecodeError",
+    "Failed",
     "KISClient",
     "KISError",
     "Outcome",
@@ -54,6 +55,7 @@ __all__ = [
     "RequestTimeout",
     "RetryPolicy",
     "SellableQuantity",
+    "Succeeded",
     "Token",
     "TokenCache",
     "TokenCacheError",

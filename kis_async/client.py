@@ -294,7 +294,9 @@ class KISClient:
     def iter_sellable(
         self, pdnos: Iterable[str]
     ) -> AsyncGenerator[Outcome[SellableQuantity], None]:
-        """Like :meth:`check_sellable`, but yield each ticker's :class:`Outcome` as it completes.
+        """Like :meth:`check_sellable`, but yield each ticker's :data:`~kis_async.batch.Outcome`
+        (a :class:`~kis_async.batch.Succeeded` or a :class:`~kis_async.batch.Failed`) as it
+        completes.
 
         Input is validated here, before iteration starts. Leaving the ``async for`` early
         cancels the calls still in flight once the generator is closed (``aclose()``).

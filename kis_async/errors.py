@@ -56,6 +56,12 @@ class KISError(Exception):
     def __str__(self) -> str:
         return f"{self.reason} (pdno {self.pdno})" if self.pdno else self.reason
 
+    def __bool__(self) -> Literal[True]:
+        """Always true, and typed so: a type checker then narrows on ``if outcome.error:``
+        (see :data:`kis_async.batch.Outcome`), which it cannot for a class a subclass might
+        make falsy."""
+        return True
+
     def __reduce__(self) -> tuple[Any, ...]:
         """Copy and pickle by attributes: subclasses take keyword-only arguments."""
         return (_rebuild, (type(self), self.args, dict(self.__dict__)))
