@@ -364,16 +364,11 @@ def _check_command(args: argparse.Namespace, status: Status) -> int:
     setup = Setup(
         base_url=client.base_url,
         account=client.account.masked(),
-        redis_url=_shown_url(_text(settings.options.get("redis_url"))),
+        redis_url=_shown_url(settings.options.get("redis_url")),
         origin=origin,
     )
     run = Run(asked=pdnos, setup=setup)
     return _execute(args, status, run, _checked(client, args.holdings, run, status, args))
-
-
-def _text(option: object) -> str | None:
-    """A string option of the settings, or ``None`` when it is not set."""
-    return option if isinstance(option, str) else None
 
 
 def _settings(values: dict[str, str], origin: dict[str, str]) -> cfg.Settings:
@@ -392,7 +387,7 @@ def _client(settings: cfg.Settings, rate: float, origin: dict[str, str]) -> KISC
             settings.app_secret,
             settings.account,
             rate_limit=rate,
-            **settings.options,  # type: ignore[arg-type]
+            **settings.options,
         )
     except ArgumentError as exc:
         name = _KEYWORD_VARIABLES.get(exc.argument)

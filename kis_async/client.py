@@ -180,15 +180,12 @@ class KISClient:
         ``KIS_BASE_URL``, ``KIS_REDIS_URL``); see :mod:`kis_async.config`.
 
         Raises ``ValueError`` naming every required variable that is missing or empty.
-        ``options`` are passed on to the constructor and win over the environment.
+        ``options`` are passed on to the constructor, which checks them, and win over the
+        environment.
         """
         settings = config.from_environ()
-        return cls(
-            settings.app_key,
-            settings.app_secret,
-            settings.account,
-            **(settings.options | options),  # type: ignore[arg-type]
-        )
+        keywords: dict[str, Any] = {**settings.options, **options}
+        return cls(settings.app_key, settings.app_secret, settings.account, **keywords)
 
     async def __aenter__(self) -> KISClient:
         if self._wire is not None and not self._wire.closed:
