@@ -358,7 +358,7 @@ def _check_command(args: argparse.Namespace, status: Status) -> int:
     """Everything a user can get wrong is checked here, before any request: the variables,
     the tickers, the client's arguments."""
     values, origin = inputs.environment(args.env_file, status.note)
-    settings = _settings(values, origin)
+    settings = _settings(values)
     pdnos = _tickers(args, status)
     client = _client(settings, args.rate, origin)
     setup = Setup(
@@ -371,7 +371,7 @@ def _check_command(args: argparse.Namespace, status: Status) -> int:
     return _execute(args, status, run, _checked(client, args.holdings, run, status, args))
 
 
-def _settings(values: dict[str, str], origin: dict[str, str]) -> cfg.Settings:
+def _settings(values: dict[str, str]) -> cfg.Settings:
     try:
         settings = cfg.from_environ(values)
     except ValueError as exc:
