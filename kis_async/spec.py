@@ -1,6 +1,8 @@
 """What KIS defines: hosts, paths, tr_ids, limits and message codes, named in one place.
 
-Both the client and the simulator read these, so the two cannot drift apart.
+The client reads these, and the simulator reads them where it plays KIS's side of the same fact:
+that keeps each fact in one place, but does not make it right (a wrong value here would pass by
+agreeing with itself), which is what the tests' fixtures, written out as KIS sends them, are for.
 """
 
 from __future__ import annotations

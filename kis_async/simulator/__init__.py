@@ -5,8 +5,9 @@ point a :class:`~kis_async.KISClient` at ``sim.url`` with :data:`DEMO_APP_KEY`,
 :data:`DEMO_APP_SECRET` and :data:`DEMO_ACCOUNT`. :class:`SimulatorConfig` makes it as unkind as
 KIS can be (network jitter before the call is counted, a lower limit than the client was told,
 another program on the same appkey), and :data:`HOSTILE` faults answer as a proxy, a captive
-portal or a buggy gateway would; :class:`Stats` says what arrived and when. The library
-itself never imports this package.
+portal or a buggy gateway would; :class:`Stats` says what arrived and when. Nothing the client
+needs imports this package: only the command line does, for ``kis-async demo`` and
+``kis-async simulator``.
 """
 
 from .portfolio import KRX_NAMES, UNKNOWN_TICKERS, Holding, sample_portfolio
