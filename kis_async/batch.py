@@ -37,6 +37,7 @@ class Succeeded(Generic[T]):
 
     @property
     def ok(self) -> Literal[True]:
+        """Always true: the ticker was answered."""
         return True
 
 
@@ -50,6 +51,7 @@ class Failed:
 
     @property
     def ok(self) -> Literal[False]:
+        """Always false: the ticker was not answered."""
         return False
 
 
