@@ -3,14 +3,17 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from .auth import Token
-from .batch import Batch, Outcome
+from .batch import Batch, Failed, Outcome, Succeeded
 from .client import DEFAULT_TOKEN_CACHE, ClientStats, KISClient
 from .corporate import Corporate
 from .endpoints import Endpoint, OneRow, Position, RowPage, SellableQuantity
 from .errors import (
     AccountError,
     APIError,
+    ArgumentError,
     AuthError,
+    CallBudgetError,
+    ClientClosedError,
     DecodeError,
     KISError,
     ListingChanged,
@@ -36,12 +39,16 @@ __all__ = [
     "REAL_HOST",
     "APIError",
     "AccountError",
+    "ArgumentError",
     "AuthError",
     "Batch",
+    "CallBudgetError",
+    "ClientClosedError",
     "ClientStats",
     "Corporate",
     "DecodeError",
     "Endpoint",
+    "Failed",
     "KISClient",
     "KISError",
     "ListingChanged",
@@ -54,6 +61,7 @@ __all__ = [
     "RetryPolicy",
     "RowPage",
     "SellableQuantity",
+    "Succeeded",
     "Token",
     "TokenCache",
     "TokenCacheError",

@@ -30,7 +30,7 @@ from typing import Protocol, cast
 import msgspec
 
 from . import config, spec
-from .errors import AuthError, DecodeError, KISError
+from .errors import APIError, AuthError, DecodeError, KISError
 from .models import TokenAnswer, decode_token, read_answer
 from .retry import RetryPolicy
 from .verdict import Ok, Retry, classify, parse_retry_after
@@ -223,8 +223,10 @@ class TokenManager:
                 return token.access_token
             return (await self._obtain(refused=None)).access_token
 
-    async def renew(self, stale: str) -> str:
-        """KIS refused ``stale``: return a new token, issuing one only if nobody else has."""
+    async def renew(self, stale: str, refusal: APIError) -> str:
+        """KIS refused ``stale`` (``refusal`` is its answer): return a new token, issuing one
+        only if nobody else has. If KIS issues the very token it had just refused, the refusal
+        stands and is raised (a copy): asking again would only text the account holder."""
         async with self._lock:
             token = self._token
             if token is not None and token.access_token != stale and token.fresh(self._clock()):
@@ -232,12 +234,8 @@ class TokenManager:
             self._keep(None)
             fresh = await self._obtain(refused=stale)
             if fresh.access_token == stale:
-                raise AuthError(
-                    rt_cd="1",
-                    msg_cd="",
-                    msg1="KIS re-issued the very token it had just refused",
-                    status=200,
-                )
+                log.warning("KIS re-issued the very token it had just refused (%s)", refusal.msg_cd)
+                raise copy.copy(refusal)
             return fresh.access_token
 
     def _keep(self, token: Token | None) -> None:

@@ -18,7 +18,7 @@ import copy
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar, cast
+from typing import Generic, Literal, TypeAlias, TypeVar
 
 from .errors import KISError
 
@@ -28,16 +28,40 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome(Generic[T]):
-    """What became of one ticker: exactly one of ``result`` and ``error`` is set."""
+class Succeeded(Generic[T]):
+    """A ticker that was answered: ``result`` is its answer, ``error`` is ``None``."""
 
     pdno: str
-    result: T | None = None
-    error: KISError | None = None
+    result: T
+    error: None = None
 
     @property
-    def ok(self) -> bool:
-        return self.error is None
+    def ok(self) -> Literal[True]:
+        """Always true: the ticker was answered."""
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """A ticker that was not: ``error`` says why, ``result`` is ``None``."""
+
+    pdno: str
+    error: KISError
+    result: None = None
+
+    @property
+    def ok(self) -> Literal[False]:
+        """Always false: the ticker was not answered."""
+        return False
+
+
+Outcome: TypeAlias = Succeeded[T] | Failed
+"""What became of one ticker: exactly one of ``result`` and ``error`` is set.
+
+Two classes rather than one with two optional fields, so that a type checker knows the other
+field once one is tested: after ``if outcome.error: continue`` (or ``outcome.error is not
+None``, or ``not outcome.ok``), ``outcome.result`` is the answer, not ``T | None``.
+``isinstance`` and ``match`` take :class:`Succeeded` and :class:`Failed`."""
 
 
 @dataclass(slots=True)
@@ -57,7 +81,7 @@ class Batch(Generic[T]):
         if outcome.error is not None:
             self.errors[outcome.pdno] = outcome.error
         else:
-            self.results[outcome.pdno] = cast(T, outcome.result)
+            self.results[outcome.pdno] = outcome.result
 
     def __len__(self) -> int:
         return len(self.results) + len(self.errors)
@@ -66,7 +90,7 @@ class Batch(Generic[T]):
 async def stream(
     pdnos: Sequence[str], fetch: Callable[[str], Awaitable[T]], concurrency: int
 ) -> AsyncGenerator[Outcome[T], None]:
-    """Yield one :class:`Outcome` per ticker in completion order.
+    """Yield one :data:`Outcome` per ticker in completion order.
 
     Closing or cancelling the iterator cancels the calls still in flight and waits for them to
     unwind, so no task outlives it.
@@ -76,10 +100,11 @@ async def stream(
 
     async def work() -> None:
         for pdno in pending:
+            outcome: Outcome[T]
             try:
-                outcome = Outcome(pdno, result=await fetch(pdno))
+                outcome = Succeeded(pdno, await fetch(pdno))
             except Exception as exc:
-                outcome = Outcome(pdno, error=_error_of(exc, pdno))
+                outcome = Failed(pdno, _error_of(exc, pdno))
             await queue.put(outcome)
 
     workers = [asyncio.create_task(work()) for _ in range(min(concurrency, len(pdnos)))]

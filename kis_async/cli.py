@@ -33,7 +33,7 @@ from yarl import URL
 from . import __version__, inputs, render, spec
 from . import config as cfg
 from .client import KISClient
-from .errors import KISError
+from .errors import ArgumentError, KISError
 from .inputs import UsageError
 from .render import Run, Setup, Status
 from .simulator import (
@@ -358,25 +358,20 @@ def _check_command(args: argparse.Namespace, status: Status) -> int:
     """Everything a user can get wrong is checked here, before any request: the variables,
     the tickers, the client's arguments."""
     values, origin = inputs.environment(args.env_file, status.note)
-    settings = _settings(values, origin)
+    settings = _settings(values)
     pdnos = _tickers(args, status)
     client = _client(settings, args.rate, origin)
     setup = Setup(
         base_url=client.base_url,
         account=client.account.masked(),
-        redis_url=_shown_url(_text(settings.options.get("redis_url"))),
+        redis_url=_shown_url(settings.options.get("redis_url")),
         origin=origin,
     )
     run = Run(asked=pdnos, setup=setup)
     return _execute(args, status, run, _checked(client, args.holdings, run, status, args))
 
 
-def _text(option: object) -> str | None:
-    """A string option of the settings, or ``None`` when it is not set."""
-    return option if isinstance(option, str) else None
-
-
-def _settings(values: dict[str, str], origin: dict[str, str]) -> cfg.Settings:
+def _settings(values: dict[str, str]) -> cfg.Settings:
     try:
         settings = cfg.from_environ(values)
     except ValueError as exc:
@@ -392,14 +387,15 @@ def _client(settings: cfg.Settings, rate: float, origin: dict[str, str]) -> KISC
             settings.app_secret,
             settings.account,
             rate_limit=rate,
-            **settings.options,  # type: ignore[arg-type]
+            **settings.options,
         )
+    except ArgumentError as exc:
+        name = _KEYWORD_VARIABLES.get(exc.argument)
+        if name is None:
+            raise UsageError(str(exc)) from None
+        raise UsageError(f"{render.where(name, origin)}: {exc}") from None
     except (ValueError, TypeError) as exc:
-        message = str(exc)
-        for keyword, name in _KEYWORD_VARIABLES.items():
-            if message.startswith(f"{keyword} "):
-                raise UsageError(f"{render.where(name, origin)}: {message}") from None
-        raise UsageError(message) from None
+        raise UsageError(str(exc)) from None
 
 
 def _shown_url(url: str | None) -> str | None:

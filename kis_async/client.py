@@ -23,7 +23,7 @@ from .auth import TokenIssuer, TokenManager, TokenStore
 from .batch import Batch, Outcome
 from .corporate import Corporate
 from .endpoints import BALANCE, SELLABLE, BalancePage, Envelope, Position, SellableQuantity
-from .errors import APIError, ListingChanged, PagingError
+from .errors import APIError, ArgumentError, ListingChanged, PagingError
 from .models import (
     decode_as,
     decode_continuation,
@@ -86,9 +86,10 @@ class KISClient:
     ``aiohttp.ClientSession``, one access token and one pacer, so any number of concurrent calls
     stay under ``rate_limit`` calls per second as they arrive at KIS, or under the lower pace KIS's
     refusals teach (see :mod:`kis_async.pace`; :attr:`stats` tells it). Every argument is
-    checked here, so a mistake is a ``ValueError``/``TypeError`` naming the argument before any
-    request. Once KIS refuses the account (:class:`~kis_async.errors.AccountError`), every later
-    call fails with that refusal without asking again.
+    checked here, so a mistake is a ``TypeError``, or an :class:`~kis_async.errors.ArgumentError`
+    (a ``ValueError``) whose ``argument`` names it, before any request. Once KIS refuses the
+    account (:class:`~kis_async.errors.AccountError`), every later call fails with that refusal
+    without asking again.
 
     :param account: ``"12345678-01"`` or ``"1234567801"``.
     :param base_url: the real host by default. Plain ``http://`` is accepted only for loopback
@@ -176,15 +177,12 @@ class KISClient:
         ``KIS_BASE_URL``, ``KIS_REDIS_URL``); see :mod:`kis_async.config`.
 
         Raises ``ValueError`` naming every required variable that is missing or empty.
-        ``options`` are passed on to the constructor and win over the environment.
+        ``options`` are passed on to the constructor, which checks them, and win over the
+        environment.
         """
         settings = config.from_environ()
-        return cls(
-            settings.app_key,
-            settings.app_secret,
-            settings.account,
-            **(settings.options | options),  # type: ignore[arg-type]
-        )
+        keywords: dict[str, Any] = {**settings.options, **options}
+        return cls(settings.app_key, settings.app_secret, settings.account, **keywords)
 
     async def __aenter__(self) -> KISClient:
         if self._wire is not None and not self._wire.closed:
@@ -290,7 +288,9 @@ class KISClient:
     def iter_sellable(
         self, pdnos: Iterable[str]
     ) -> AsyncGenerator[Outcome[SellableQuantity], None]:
-        """Like :meth:`check_sellable`, but yield each ticker's :class:`Outcome` as it completes.
+        """Like :meth:`check_sellable`, but yield each ticker's :data:`~kis_async.batch.Outcome`
+        (a :class:`~kis_async.batch.Succeeded` or a :class:`~kis_async.batch.Failed`) as it
+        completes.
 
         Input is validated here, before iteration starts. Leaving the ``async for`` early
         cancels the calls still in flight once the generator is closed (``aclose()``).
@@ -342,7 +342,9 @@ class KISClient:
         retry after a lost answer could place an order twice. This client refuses to guess.
         """
         if tr_cont not in ("", spec.NEXT_PAGE):
-            raise ValueError(f"tr_cont must be '' or {spec.NEXT_PAGE!r}, got {tr_cont!r}")
+            raise ArgumentError(
+                f"tr_cont must be '' or {spec.NEXT_PAGE!r}, got {tr_cont!r}", argument="tr_cont"
+            )
         response = await self._get(path, tr_id=tr_id, params=params, tr_cont=tr_cont)
         return decode_as(response.body, dict if type is None else type)
 
@@ -525,12 +527,16 @@ def _customer(custtype: str | None, corporate: Corporate | None) -> tuple[str, C
         return ("P" if corporate is None else "B"), corporate
     validate.checked_custtype(custtype)
     if custtype == "B" and corporate is None:
-        raise ValueError(
+        raise ArgumentError(
             "custtype 'B' (corporate) needs corporate=Corporate(personalseckey=..., "
-            "phone_number=..., ip_addr=...): KIS refuses a corporate call without them"
+            "phone_number=..., ip_addr=...): KIS refuses a corporate call without them",
+            argument="custtype",
         )
     if custtype == "P" and corporate is not None:
-        raise ValueError("custtype 'P' (individual) cannot send corporate=...; leave custtype out")
+        raise ArgumentError(
+            "custtype 'P' (individual) cannot send corporate=...; leave custtype out",
+            argument="custtype",
+        )
     return custtype, corporate
 
 
@@ -550,10 +556,13 @@ def _checked_redis_url(redis_url: str | None) -> str | None:
     if redis_url is None:
         return None
     if not isinstance(redis_url, str) or not redis_url.strip().startswith(_REDIS_SCHEMES):
-        raise ValueError("redis_url must be a redis://, rediss:// or unix:// URL, or None")
+        raise ArgumentError(
+            "redis_url must be a redis://, rediss:// or unix:// URL, or None", argument="redis_url"
+        )
     if importlib.util.find_spec("redis") is None:
-        raise ValueError(
+        raise ArgumentError(
             "redis_url is set, but the redis package is not installed: pip install redis "
-            "(from a checkout: pip install -e '.[redis]')"
+            "(from a checkout: pip install -e '.[redis]')",
+            argument="redis_url",
         )
     return redis_url.strip()

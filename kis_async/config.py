@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Final, NamedTuple
+from typing import Final, Literal, NamedTuple, TypedDict
 
 from .corporate import Corporate
 
@@ -19,8 +19,12 @@ ENV_IP_ADDR: Final = "KIS_IP_ADDR"
 ENV_MAC_ADDRESS: Final = "KIS_MAC_ADDRESS"
 
 REQUIRED: Final = (ENV_APP_KEY, ENV_APP_SECRET, ENV_ACCOUNT)
-OPTIONAL: Final = {ENV_BASE_URL: "base_url", ENV_REDIS_URL: "redis_url"}
-"""Optional variables and the :class:`~kis_async.KISClient` keyword each one fills."""
+OPTIONAL: Final[dict[str, Literal["base_url", "redis_url"]]] = {
+    ENV_BASE_URL: "base_url",
+    ENV_REDIS_URL: "redis_url",
+}
+"""Optional variables and the :class:`~kis_async.KISClient` keyword each one fills (a key of
+:class:`Options`, which the type checker holds the two to)."""
 CORPORATE: Final = {
     ENV_PERSONALSECKEY: "personalseckey",
     ENV_PHONE_NUMBER: "phone_number",
@@ -39,13 +43,22 @@ The CLI shows it on stderr; a bot may attach a handler of its own. A record of a
 ``wait_s``."""
 
 
+class Options(TypedDict, total=False):
+    """The :class:`~kis_async.KISClient` keywords the environment may fill, each present only
+    when its variable is set: typed, so ``KISClient(..., **options)`` is checked as written."""
+
+    base_url: str
+    redis_url: str
+    corporate: Corporate
+
+
 class Settings(NamedTuple):
     """What the environment says: the three credentials and any optional client keywords."""
 
     app_key: str
     app_secret: str
     account: str
-    options: dict[str, object]
+    options: Options
 
 
 def from_environ(environ: Mapping[str, str] | None = None) -> Settings:
@@ -59,9 +72,10 @@ def from_environ(environ: Mapping[str, str] | None = None) -> Settings:
     missing = [name for name in required if not env.get(name, "").strip()]
     if missing:
         raise ValueError(f"missing environment variable(s): {', '.join(missing)}")
-    options: dict[str, object] = {
-        keyword: env[name].strip() for name, keyword in OPTIONAL.items() if env.get(name)
-    }
+    options: Options = {}
+    for name, keyword in OPTIONAL.items():
+        if env.get(name):
+            options[keyword] = env[name].strip()
     if corporate:
         options["corporate"] = Corporate(**corporate)
     return Settings(env[ENV_APP_KEY], env[ENV_APP_SECRET], env[ENV_ACCOUNT], options)

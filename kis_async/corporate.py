@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from . import validate
+from .errors import ArgumentError
 
 SEQ_NO: Final = "001"
 """The reference page's value for ``seq_no`` (its table says length 2; the value has 3)."""
@@ -46,7 +47,8 @@ class Corporate:
     :param ip_addr: the member's public IP address (IPv4 or IPv6).
     :param mac_address: optional; 12 hex digits, with or without ``:``/``-`` separators.
 
-    Every argument is checked here, so a mistake is a ``ValueError`` naming it before any call.
+    Every argument is checked here, so a mistake is an :class:`~kis_async.ArgumentError` (a
+    ``ValueError``) naming it before any call.
     """
 
     __slots__ = ("_personalseckey", "ip_addr", "mac_address", "phone_number")
@@ -101,7 +103,9 @@ def with_gt_uid(headers: Mapping[str, str]) -> dict[str, str]:
 def _phone(value: str) -> str:
     digits = value.replace("-", "").replace(" ", "") if isinstance(value, str) else ""
     if not _PHONE.fullmatch(digits):
-        raise ValueError("phone_number must be 9-12 digits, like 01011112222")
+        raise ArgumentError(
+            "phone_number must be 9-12 digits, like 01011112222", argument="phone_number"
+        )
     return digits
 
 
@@ -109,11 +113,15 @@ def _ip(value: str) -> str:
     try:
         return str(ipaddress.ip_address(value.strip() if isinstance(value, str) else "-"))
     except ValueError:
-        raise ValueError(f"ip_addr must be an IPv4 or IPv6 address, got {value!r}") from None
+        raise ArgumentError(
+            f"ip_addr must be an IPv4 or IPv6 address, got {value!r}", argument="ip_addr"
+        ) from None
 
 
 def _mac(value: str) -> str:
     hexdigits = value.replace(":", "").replace("-", "").upper() if isinstance(value, str) else ""
     if not _MAC.fullmatch(hexdigits):
-        raise ValueError(f"mac_address must be 12 hex digits, got {value!r}")
+        raise ArgumentError(
+            f"mac_address must be 12 hex digits, got {value!r}", argument="mac_address"
+        )
     return hexdigits

@@ -6,13 +6,23 @@
     ├── APIError            KIS answered with an error envelope (rt_cd != "0")
     │   ├── AuthError       credentials or token refused; retrying will not help
     │   ├── AccountError    the account number refused for this appkey
-    │   └── RateLimitError  EGW00201 persisted through every retry
+    │   └── RateLimitError  EGW00201 persisted through every retry (also a CallBudgetError)
+    ├── CallBudgetError     the call budget had no room for the call: KIS's (RateLimitError),
+    │                       or the one shared through Redis, booked too far ahead
     ├── TransportError      no usable answer: connection, 5xx page, retries exhausted
-    │   └── RequestTimeout  the per-request timeout fired
+    │   ├── RequestTimeout  the per-request timeout fired
+    │   └── ClientClosedError  the KISClient was closed before the call could be sent
     ├── DecodeError         the answer arrived but is not what KIS documents
     │   └── PagingError     a paged inquiry that does not end, or cannot be followed
     │       └── ListingChanged  its data changed between pages (SYDB0050)
     └── TokenCacheError     the token cache is unsafe to use, or its lock held too long
+
+Only what KIS sent is an :class:`APIError`: its fields are the envelope KIS answered with, never
+made up. A condition kis_async judges itself (the shared budget full, the client closed) has a
+class of its own, and says what happened in words rather than in an HTTP status.
+
+:class:`ArgumentError` is apart from the tree: a ``ValueError`` raised before any request, naming
+the argument that was refused.
 
 Every error has ``reason`` (what happened, without the ticker) and ``pdno`` (the ticker, if
 any); ``str(error)`` is both. Messages carry what a user needs to act (code, message, HTTP status,
@@ -22,7 +32,12 @@ exception.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+Source = Literal["api", "token", "redis"]
+"""What a :class:`TransportError` could not get an answer from."""
+_SOURCE_PREFIX: dict[Source, str] = {"token": "token endpoint: "}
+"""How a reason names where it happened, when the API itself is not the place."""
 
 
 class KISError(Exception):
@@ -41,6 +56,12 @@ class KISError(Exception):
 
     def __str__(self) -> str:
         return f"{self.reason} (pdno {self.pdno})" if self.pdno else self.reason
+
+    def __bool__(self) -> Literal[True]:
+        """Always true, and typed so: a type checker then narrows on ``if outcome.error:``
+        (see :data:`kis_async.batch.Outcome`), which it cannot for a class a subclass might
+        make falsy."""
+        return True
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Copy and pickle by attributes: subclasses take keyword-only arguments."""
@@ -87,7 +108,17 @@ class AccountError(APIError):
     """
 
 
-class RateLimitError(APIError):
+class CallBudgetError(KISError):
+    """The call budget had no room for this call, so it was not answered.
+
+    Catch this one to back off whoever said so: KIS, refusing the call rate on every retry (a
+    :class:`RateLimitError`, with KIS's envelope), or kis_async itself, when the budget shared
+    through Redis is booked further ahead than its ``max_wait`` (then nothing was sent, and
+    there is no envelope: the error is this class itself).
+    """
+
+
+class RateLimitError(APIError, CallBudgetError):
     """KIS kept answering EGW00201 (per-second limit) after every retry."""
 
 
@@ -95,24 +126,38 @@ class TransportError(KISError):
     """No usable answer arrived: the connection failed, or a proxy sent a non-KIS error page.
 
     ``source`` says what could not be reached: ``"api"`` (an API call), ``"token"`` (the token
-    endpoint) or ``"redis"`` (the shared pacer or token store).
+    endpoint) or ``"redis"`` (the shared pacer or token store). ``detail`` is what went wrong,
+    and ``reason`` the same, naming the token endpoint when that is where it went wrong.
+    ``status`` is the HTTP status of an answer that came but could not be used.
     """
 
     def __init__(
         self,
-        reason: str,
+        detail: str,
         *,
         status: int | None = None,
         pdno: str | None = None,
-        source: str = "api",
+        source: Source = "api",
     ) -> None:
-        super().__init__(reason, pdno=pdno)
+        super().__init__(_SOURCE_PREFIX.get(source, "") + detail, pdno=pdno)
+        self.detail = detail
         self.status = status
-        self.source = source
+        self.source: Source = source
 
 
 class RequestTimeout(TransportError):
     """The per-request timeout fired on every try."""
+
+
+class ClientClosedError(TransportError):
+    """The :class:`~kis_async.KISClient` was closed before this call's next try could be sent.
+
+    Every call still waiting for the pacer when the client closes ends this way, as does every
+    call made after it closed; no fault of the network or of KIS, so nothing the set-up must fix.
+    """
+
+    def __init__(self, *, pdno: str | None = None, source: Source = "api") -> None:
+        super().__init__("the KISClient was closed before this call", pdno=pdno, source=source)
 
 
 class DecodeError(KISError):
@@ -136,3 +181,17 @@ class ListingChanged(PagingError):
 class TokenCacheError(KISError):
     """The token cache is unsafe to use (readable by others, someone else's, not a regular file,
     in a folder others can write to), or another process has held its lock too long."""
+
+
+class ArgumentError(ValueError):
+    """An argument refused before any request; ``argument`` names it, as the caller spelled it.
+
+    A ``ValueError``, so ``except ValueError`` catches it; a program that wants to say which of
+    its own inputs was wrong (the command line names the environment variable) reads
+    ``argument`` rather than the message. The message names the argument too, and shows its
+    value only when that is not a secret.
+    """
+
+    def __init__(self, message: str, *, argument: str) -> None:
+        super().__init__(message)
+        self.argument = argument

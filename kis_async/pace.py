@@ -56,8 +56,8 @@ WALL_PROBE_EVERY = 30.0
 class Pace:
     """The pace in force, and what the gateway has taught so far.
 
-    ``changed_at`` is on the clock of whoever applies the rule (loop time in one process, the
-    Redis server's clock when shared).
+    ``changed_at`` is on the clock of whoever applies the rule (the pacer's own monotonic clock
+    in one process, the Redis server's clock when shared).
     """
 
     ceiling: float

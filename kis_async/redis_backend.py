@@ -38,7 +38,7 @@ from redis.exceptions import RedisError
 
 from . import config
 from .auth import Token, appkey_digest
-from .errors import RateLimitError, TransportError
+from .errors import CallBudgetError, TransportError
 from .pace import Pace, after_clean, after_refusal
 from .retry import RetryPolicy
 from .throttle import DEFAULT_MARGIN, HISTORY, TIMER_SLACK, Line, Throttle, Ticket, log_change
@@ -207,8 +207,9 @@ class RedisPacer:
         return None
 
     async def acquire(self) -> Ticket:
-        """Wait for this call's slot; raises if Redis stays down (fail closed) or the wait is
-        longer than ``max_wait``."""
+        """Wait for this call's slot. Raises :class:`~kis_async.errors.TransportError` if Redis
+        stays down (fail closed), :class:`~kis_async.errors.CallBudgetError` if the wait would
+        be longer than ``max_wait``."""
         async with self._line.turn():
             while not self._line.closed:
                 if self._bound:
@@ -226,11 +227,9 @@ class RedisPacer:
                     self._sync(answer[2], answer[3])
                     continue
                 if wait_us < 0:
-                    raise RateLimitError(
-                        rt_cd="1",
-                        msg_cd="",
-                        msg1="the shared call budget is booked further ahead than max_wait",
-                        status=0,
+                    raise CallBudgetError(
+                        f"the shared call budget is booked more than {self._max_wait_us / 1e6:g} s "
+                        "ahead (max_wait); this call was not sent"
                     )
                 self._bound = wait_us > 0
                 if wait_us:

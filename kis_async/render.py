@@ -36,6 +36,7 @@ from .errors import (
     AccountError,
     APIError,
     AuthError,
+    ClientClosedError,
     KISError,
     RequestTimeout,
     TokenCacheError,
@@ -45,8 +46,6 @@ from .inputs import ENVIRONMENT
 
 _COLUMNS = ("ticker", "name", "held", "sold today", "sellable", "avg price", "now", "P/L %")
 _CSV_FIELDS = (*SellableQuantity.__struct_fields__, "error")
-_TOKEN_ENDPOINT = "token endpoint: "
-"""How :mod:`kis_async.verdict` starts the reason of a failure at the token endpoint."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +96,8 @@ class Run:
 def setup_problem(error: KISError, setup: Setup) -> str | None:
     """One line naming what to fix, when ``error`` is about the set-up rather than a ticker:
     credentials or token refused, account refused, token cache unsafe, host or Redis
-    unreachable, token endpoint broken. ``None`` for an error about one ticker, or a fault
-    of KIS's that the user cannot fix."""
+    unreachable, token endpoint broken. ``None`` for an error about one ticker, a fault of
+    KIS's that the user cannot fix, or a call the client's closing stopped."""
     if isinstance(error, TokenCacheError):
         return error.reason
     if isinstance(error, AccountError):
@@ -134,17 +133,18 @@ def _auth_problem(error: AuthError, setup: Setup) -> str:
 
 
 def _transport_problem(error: TransportError, setup: Setup) -> str | None:
-    reason = printable(error.reason)
+    if isinstance(error, ClientClosedError):
+        return None
+    detail = printable(error.detail)
     if error.source == "redis":
         return (
-            f"Redis at {setup.redis_url}: {reason}: check {setup.var(cfg.ENV_REDIS_URL)} "
+            f"Redis at {setup.redis_url}: {detail}: check {setup.var(cfg.ENV_REDIS_URL)} "
             "and that redis-server is running there"
         )
-    detail = reason.removeprefix(_TOKEN_ENDPOINT)
     host = setup.var(cfg.ENV_BASE_URL)
     if isinstance(error, RequestTimeout):
         return f"no answer from {setup.base_url} ({detail}): check {host} and your network"
-    if error.status is None and not detail.startswith("the KISClient was closed"):
+    if error.status is None:
         return f"cannot reach {setup.base_url} ({detail}): check {host} and your network"
     if error.source == "token":
         return (

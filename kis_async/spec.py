@@ -1,8 +1,9 @@
 """What KIS defines across its API: hosts, the token path, limits and message codes, named in one
 place. Each inquiry's own path, tr_id and answer are declared in :mod:`kis_async.endpoints`.
 
-The client and the simulator both read these; the tests hold answers written out by hand, so a
-wrong fact here fails there instead of passing by agreeing with itself.
+The client reads these, and the simulator reads them where it plays KIS's side of the same fact:
+that keeps each fact in one place, but does not make it right (a wrong value here would pass by
+agreeing with itself), which is what the tests' fixtures, written out as KIS sends them, are for.
 """
 
 from __future__ import annotations

@@ -79,17 +79,12 @@ _KINDS = {
 }
 
 
-class _Entry(msgspec.Struct):
-    access_token: str
-    expires_at: float
-    issued_at: float
-
-
 class _File(msgspec.Struct):
-    """The file: ``{"tokens": {digest: entry}}``. A file of the earlier one-entry layout reads
-    as holding no token (it does not say whose it is) and is replaced on the next save."""
+    """The file: ``{"tokens": {digest: token}}``, each token as :class:`~kis_async.auth.Token`
+    encodes it. A file of the earlier one-entry layout reads as holding no token (it does not
+    say whose it is) and is replaced on the next save."""
 
-    tokens: dict[str, _Entry] = {}
+    tokens: dict[str, Token] = {}
 
 
 class TokenCache:
@@ -103,7 +98,6 @@ class TokenCache:
 
     def __init__(self, path: Path, *, app_key: str, host: str) -> None:
         self.path = path
-        self.host = host
         self.key = appkey_digest(app_key, host)
         """The entry's name in the file: the appkey itself is not kept."""
 
@@ -123,10 +117,7 @@ class TokenCache:
 
     def load(self) -> Token | None:
         """This appkey's token for this host, or ``None`` when absent, unreadable or corrupt."""
-        entry = self._read(quiet=False).get(self.key)
-        if entry is None:
-            return None
-        return Token(entry.access_token, entry.expires_at, entry.issued_at)
+        return self._read(quiet=False).get(self.key)
 
     def save(self, token: Token) -> None:
         """Store ``token`` for this appkey and host, keeping the other entries that have not
@@ -135,8 +126,8 @@ class TokenCache:
             self.make_folder()
             tokens = self._read(quiet=True)
             now = time.time()
-            tokens = {key: entry for key, entry in tokens.items() if entry.expires_at > now}
-            tokens[self.key] = _Entry(token.access_token, token.expires_at, token.issued_at)
+            tokens = {key: kept for key, kept in tokens.items() if kept.expires_at > now}
+            tokens[self.key] = token
             self._write(tokens)
         except OSError as exc:
             log.warning("token cache %s not written (%s)", self.path, exc.strerror)
@@ -146,8 +137,8 @@ class TokenCache:
         Never raises: a token that stays behind is refused again and replaced then."""
         with contextlib.suppress(KISError, OSError):
             tokens = self._read(quiet=True)
-            entry = tokens.get(self.key)
-            if entry is not None and entry.access_token == access_token:
+            stored = tokens.get(self.key)
+            if stored is not None and stored.access_token == access_token:
                 del tokens[self.key]
                 self._write(tokens)
 
@@ -156,7 +147,7 @@ class TokenCache:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._check_folder()
 
-    def _read(self, *, quiet: bool) -> dict[str, _Entry]:
+    def _read(self, *, quiet: bool) -> dict[str, Token]:
         level = logging.DEBUG if quiet else logging.WARNING
         try:
             self._check_folder()
@@ -182,7 +173,7 @@ class TokenCache:
             log.log(level, "token cache %s is corrupt; ignoring it", self.path)
             return {}
 
-    def _write(self, tokens: dict[str, _Entry]) -> None:
+    def _write(self, tokens: dict[str, Token]) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".token-", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as file:

@@ -133,7 +133,7 @@ class Transport:
                 case Renew() if renewals < _MAX_RENEWALS:
                     renewals += 1
                     log.info("token refused (%s); re-issuing once", verdict.error.msg_cd)
-                    token = await self._tokens.renew(token)
+                    token = await self._tokens.renew(token, verdict.error)
                 case Retry() if retries < self._retry.max_retries:
                     delay = self._retry.delay(retries, verdict.after)
                     log.debug("retry %d in %.2f s after: %s", retries + 1, delay, verdict.error)

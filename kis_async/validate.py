@@ -1,7 +1,8 @@
 """Checks on what the caller hands us, done at construction so bad input costs no call.
 
-Every check raises ``ValueError`` (``TypeError`` for a value of the wrong kind) with a message
-that names the argument, and shows a bad value only where it is not a secret.
+Every check raises :class:`~kis_async.errors.ArgumentError` (a ``ValueError`` whose
+``argument`` names what was refused; ``TypeError`` for a value of the wrong kind) with a message
+that names the argument too, and shows a bad value only where it is not a secret.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 from yarl import URL
+
+from .errors import ArgumentError
 
 _PDNO = re.compile(r"[0-9A-Z]{1,12}")
 _ACCOUNT = re.compile(r"([0-9]{8})-?([0-9]{2})")
@@ -46,10 +49,13 @@ class Account(NamedTuple):
 
 
 def parse_account(account: str) -> Account:
-    """Accept ``"12345678-01"`` or ``"1234567801"``; raise ``ValueError`` for anything else."""
+    """Accept ``"12345678-01"`` or ``"1234567801"``; raise ``ArgumentError`` for anything else."""
     match = _ACCOUNT.fullmatch(account.strip()) if isinstance(account, str) else None
     if match is None:
-        raise ValueError(f"account must look like 12345678-01 or 1234567801, got {_shown(account)}")
+        raise ArgumentError(
+            f"account must look like 12345678-01 or 1234567801, got {_shown(account)}",
+            argument="account",
+        )
     return Account(match[1], match[2])
 
 
@@ -59,7 +65,9 @@ def normalize_pdno(pdno: str) -> str:
         code = pdno.strip()
         if code.isascii() and _PDNO.fullmatch(code := code.upper()):
             return code
-    raise ValueError(f"ticker must be 1-12 ASCII letters or digits, got {_shown(pdno)}")
+    raise ArgumentError(
+        f"ticker must be 1-12 ASCII letters or digits, got {_shown(pdno)}", argument="pdno"
+    )
 
 
 def normalize_pdnos(pdnos: Iterable[str]) -> list[str]:
@@ -80,8 +88,9 @@ def normalize_pdnos(pdnos: Iterable[str]) -> list[str]:
         listed = ", ".join(bad[:_SHOWN_BAD_CODES])
         if len(bad) > _SHOWN_BAD_CODES:
             listed += f" and {len(bad) - _SHOWN_BAD_CODES} more"
-        raise ValueError(
-            f"{len(bad)} malformed ticker(s); each must be 1-12 ASCII letters or digits: {listed}"
+        raise ArgumentError(
+            f"{len(bad)} malformed ticker(s); each must be 1-12 ASCII letters or digits: {listed}",
+            argument="pdnos",
         )
     return list(seen)
 
@@ -95,11 +104,15 @@ def checked_key(name: str, value: str, *, max_length: int) -> str:
         raise TypeError(f"{name} must be a string, got {type(value).__name__}")
     value = value.strip()
     if not value:
-        raise ValueError(f"{name} must be a non-empty string")
+        raise ArgumentError(f"{name} must be a non-empty string", argument=name)
     if not _VISIBLE_ASCII.fullmatch(value):
-        raise ValueError(f"{name} must be printable ASCII without spaces or control characters")
+        raise ArgumentError(
+            f"{name} must be printable ASCII without spaces or control characters", argument=name
+        )
     if len(value) > max_length:
-        raise ValueError(f"{name} is {len(value)} characters; KIS issues at most {max_length}")
+        raise ArgumentError(
+            f"{name} is {len(value)} characters; KIS issues at most {max_length}", argument=name
+        )
     return value
 
 
@@ -121,9 +134,10 @@ def checked_base_url(base_url: str) -> str:
     shown = _shown(base_url)
     if url is not None and url.password:
         shown = _shown(str(url.with_password("***")))
-    raise ValueError(
+    raise ArgumentError(
         "base_url must be https://host[:port] (or http:// on a loopback address) with no "
-        f"credentials, path or query, got {shown}"
+        f"credentials, path or query, got {shown}",
+        argument="base_url",
     )
 
 
@@ -133,14 +147,18 @@ def checked_path(path: str) -> str:
     Anything else (``@host``, ``//host``, ``..``, a full URL) could send the keys elsewhere.
     """
     if not isinstance(path, str) or not _PATH.fullmatch(path) or "//" in path:
-        raise ValueError(f"path must look like /uapi/domestic-stock/v1/..., got {_shown(path)}")
+        raise ArgumentError(
+            f"path must look like /uapi/domestic-stock/v1/..., got {_shown(path)}", argument="path"
+        )
     return path
 
 
 def checked_tr_id(tr_id: str) -> str:
     """A KIS transaction id: up to 13 ASCII letters and digits, like ``FHKST01010100``."""
     if not isinstance(tr_id, str) or not _TR_ID.fullmatch(tr_id):
-        raise ValueError(f"tr_id must be 1-13 ASCII letters or digits, got {_shown(tr_id)}")
+        raise ArgumentError(
+            f"tr_id must be 1-13 ASCII letters or digits, got {_shown(tr_id)}", argument="tr_id"
+        )
     return tr_id
 
 
@@ -157,7 +175,10 @@ def checked_params(params: Mapping[str, str]) -> Mapping[str, str]:
 def checked_custtype(custtype: str) -> str:
     """``P`` (individual) or ``B`` (corporate)."""
     if custtype not in ("P", "B"):
-        raise ValueError(f"custtype must be 'P' (individual) or 'B' (corporate), got {custtype!r}")
+        raise ArgumentError(
+            f"custtype must be 'P' (individual) or 'B' (corporate), got {custtype!r}",
+            argument="custtype",
+        )
     return custtype
 
 
@@ -166,7 +187,9 @@ def positive(name: str, value: float, *, at_most: float = math.inf) -> float:
     number = _real(name, value)
     if not 0 < number <= at_most or not math.isfinite(number):
         bound = f" and at most {at_most:g}" if math.isfinite(at_most) else ""
-        raise ValueError(f"{name} must be a finite number above 0{bound}, got {value!r}")
+        raise ArgumentError(
+            f"{name} must be a finite number above 0{bound}, got {value!r}", argument=name
+        )
     return number
 
 
@@ -175,7 +198,9 @@ def non_negative(name: str, value: float, *, below: float = math.inf) -> float:
     number = _real(name, value)
     if not 0 <= number < below or not math.isfinite(number):
         bound = f" and below {below:g}" if math.isfinite(below) else ""
-        raise ValueError(f"{name} must be a finite number at least 0{bound}, got {value!r}")
+        raise ArgumentError(
+            f"{name} must be a finite number at least 0{bound}, got {value!r}", argument=name
+        )
     return number
 
 
@@ -184,7 +209,9 @@ def count(name: str, value: int, *, minimum: int, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if not minimum <= value <= maximum:
-        raise ValueError(f"{name} must be between {minimum} and {maximum}, got {value}")
+        raise ArgumentError(
+            f"{name} must be between {minimum} and {maximum}, got {value}", argument=name
+        )
     return value
 
 

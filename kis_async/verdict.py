@@ -34,26 +34,17 @@ from .errors import (
     AccountError,
     APIError,
     AuthError,
+    ClientClosedError,
     DecodeError,
     KISError,
     RateLimitError,
     RequestTimeout,
+    Source,
     TransportError,
 )
+from .wire import Closed, TooLarge
 
 _RETRYABLE_CONNECTION_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
-
-
-class Closed(Exception):
-    """The outcome of a request attempted on a client that was already closed."""
-
-
-class TooLarge(Exception):
-    """The outcome of an answer that grew past the wire's size cap while being read."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(limit)
-        self.limit = limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,53 +81,54 @@ class Fail:
 
 Verdict = Ok | Retry | Renew | Fail
 _OK = Ok()
-Outcome = Envelope | DecodeError | BaseException
-"""What came back from one try: an envelope, a body that is not one, or no answer at all."""
+Answer = Envelope | DecodeError | BaseException
+"""What one try got: an envelope, a body that is not one, or the exception that stopped it (no
+answer at all; :class:`~kis_async.wire.Closed` and :class:`~kis_async.wire.TooLarge` among
+them)."""
 
 
 def classify(
     status: int,
-    outcome: Outcome,
+    answer: Answer,
     *,
     retry_after: float | None = None,
     tr_id: str | None = None,
     pdno: str | None = None,
     token_endpoint: bool = False,
 ) -> Verdict:
-    """Judge one attempt. ``status`` is 0 when no answer arrived (``outcome`` is then the
+    """Judge one attempt. ``status`` is 0 when no answer arrived (``answer`` is then the
     exception). ``token_endpoint`` marks tokenP, where every refusal is an :class:`AuthError`."""
-    if status < 300 and isinstance(outcome, Envelope) and outcome.rt_cd == spec.RT_OK:
+    if status < 300 and isinstance(answer, Envelope) and answer.rt_cd == spec.RT_OK:
         return _OK
-    where = "token endpoint: " if token_endpoint else ""
-    source = "token" if token_endpoint else "api"
-    if isinstance(outcome, TooLarge):
-        reason = f"{where}HTTP {status} answer larger than {outcome.limit} bytes: not KIS's"
-        return Fail(TransportError(reason, status=status, pdno=pdno, source=source))
-    if isinstance(outcome, BaseException) and not isinstance(outcome, DecodeError):
-        return _no_answer(outcome, where, source, pdno)
+    source: Source = "token" if token_endpoint else "api"
+    if isinstance(answer, TooLarge):
+        detail = f"HTTP {status} answer larger than {answer.limit} bytes: not KIS's"
+        return Fail(TransportError(detail, status=status, pdno=pdno, source=source))
+    if isinstance(answer, BaseException) and not isinstance(answer, DecodeError):
+        return _no_answer(answer, source, pdno)
     if 300 <= status < 400:
-        reason = f"{where}HTTP {status} redirect refused: kis_async only talks to base_url"
-        return Fail(TransportError(reason, status=status, pdno=pdno, source=source))
-    if isinstance(outcome, DecodeError):
+        detail = f"HTTP {status} redirect refused: kis_async only talks to base_url"
+        return Fail(TransportError(detail, status=status, pdno=pdno, source=source))
+    if isinstance(answer, DecodeError):
         if status < 400:
-            return Fail(outcome)
-        reason = f"{where}HTTP {status} without a KIS body"
-        page = TransportError(reason, status=status, pdno=pdno, source=source)
+            return Fail(answer)
+        detail = f"HTTP {status} without a KIS body"
+        page = TransportError(detail, status=status, pdno=pdno, source=source)
         return Retry(page, retry_after) if status >= 500 or status == 429 else Fail(page)
-    if outcome.rt_cd == spec.RT_OK and status < 400:
+    if answer.rt_cd == spec.RT_OK and status < 400:
         return _OK
-    code = outcome.msg_cd
+    code = answer.msg_cd
     kind: type[APIError] = APIError
     if code == spec.RATE_LIMITED:
         kind = RateLimitError
     elif token_endpoint or code in spec.STALE_TOKEN_CODES or code in spec.CREDENTIAL_CODES:
         kind = AuthError
-    elif code in spec.ACCOUNT_CODES or spec.ACCOUNT_REFUSED_MARK in outcome.msg1:
+    elif code in spec.ACCOUNT_CODES or spec.ACCOUNT_REFUSED_MARK in answer.msg1:
         kind = AccountError
     error = kind(
-        rt_cd=outcome.rt_cd,
+        rt_cd=answer.rt_cd,
         msg_cd=code,
-        msg1=outcome.msg1,
+        msg1=answer.msg1,
         status=status,
         tr_id=tr_id,
         pdno=pdno,
@@ -166,17 +158,17 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def _no_answer(exc: BaseException, where: str, source: str, pdno: str | None) -> Verdict:
+def _no_answer(exc: BaseException, source: Source, pdno: str | None) -> Verdict:
     """A request that got no answer. The message names what failed, never anything from the
     request (its headers hold the appsecret and the token)."""
     if isinstance(exc, Closed):
-        return Fail(TransportError("the KISClient was closed before this call", pdno=pdno))
+        return Fail(ClientClosedError(pdno=pdno, source=source))
     if isinstance(exc, TimeoutError):
-        reason = f"{where}no answer within the request timeout"
-        return Retry(RequestTimeout(reason, pdno=pdno, source=source))
+        return Retry(
+            RequestTimeout("no answer within the request timeout", pdno=pdno, source=source)
+        )
     if isinstance(exc, aiohttp.ClientError):
         cause = getattr(exc, "os_error", None) or exc
-        error = TransportError(f"{where}{type(exc).__name__}: {cause}", pdno=pdno, source=source)
+        error = TransportError(f"{type(exc).__name__}: {cause}", pdno=pdno, source=source)
         return Retry(error) if isinstance(exc, _RETRYABLE_CONNECTION_ERRORS) else Fail(error)
-    reason = f"{where}request failed: {type(exc).__name__}"
-    return Fail(TransportError(reason, pdno=pdno, source=source))
+    return Fail(TransportError(f"request failed: {type(exc).__name__}", pdno=pdno, source=source))

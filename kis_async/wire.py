@@ -2,7 +2,8 @@
 
 :class:`Wire` owns the client's one ``aiohttp.ClientSession``. :meth:`Wire.send` sends one
 request to ``base_url + path`` and reads the whole answer, or returns the exception that stopped
-it (``Reply.failure``): it never raises for a fault of the network or of the peer, and never
+it (``Reply.failure``, among them :class:`Closed` and :class:`TooLarge`, the two this module
+decides itself): it never raises for a fault of the network or of the peer, and never
 decides what an answer means (that is :mod:`kis_async.verdict`), retries
 (:mod:`kis_async.transport`, :mod:`kis_async.auth`) or paces (:mod:`kis_async.throttle`).
 
@@ -25,13 +26,23 @@ import msgspec
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from .verdict import Closed, TooLarge
-
 MAX_BODY = 1 << 20
 """Bytes of one answer, decompressed. The largest real KIS answer this client asks for, a
 50-position inquire-balance page, is about 50 KB; a sellable answer is under 1 KB."""
 _CHUNK = 1 << 16
 _NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
+
+
+class Closed(Exception):
+    """The failure of a request attempted on a wire already closed: nothing was sent."""
+
+
+class TooLarge(Exception):
+    """The failure of an answer that grew past ``limit`` bytes, decompressed, while being read."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
 
 
 class Reply(msgspec.Struct, frozen=True):

@@ -99,6 +99,12 @@ async def test_a_server_refusing_every_new_token_stops_after_two_reissues(
     assert sim.stats.per_pdno["005930"] == 3
 
 
+EXPIRED = AuthError(
+    rt_cd="1", msg_cd="EGW00123", msg1="기간이 만료된 token 입니다.", status=500, tr_id="TTTC8408R"
+)
+"""KIS's answer to a call with an expired token, as :func:`~kis_async.verdict.classify` has it."""
+
+
 class _Clock:
     def __init__(self) -> None:
         self.now = 1_000_000.0
@@ -136,9 +142,22 @@ async def test_renew_by_many_holders_of_the_same_stale_token_issues_once() -> No
 
     tokens = TokenManager(issue, store=None, issue_interval=0.0)
     stale = await tokens.get()
-    renewed = await asyncio.gather(*(tokens.renew(stale) for _ in range(50)))
+    renewed = await asyncio.gather(*(tokens.renew(stale, EXPIRED) for _ in range(50)))
     assert set(renewed) == {"t1"}
     assert len(issued) == 2
+
+
+async def test_a_refused_token_issued_again_raises_kis_refusal_as_it_was() -> None:
+    async def issue() -> Token:
+        return Token("same", 2e9, 1e9)
+
+    tokens = TokenManager(issue, store=None, issue_interval=0.0)
+    stale = await tokens.get()
+    with pytest.raises(AuthError) as refused:
+        await tokens.renew(stale, EXPIRED)
+    error = refused.value
+    assert error is not EXPIRED
+    assert (error.msg_cd, error.status, error.tr_id) == ("EGW00123", 500, "TTTC8408R")
 
 
 def test_token_repr_hides_the_token() -> None:

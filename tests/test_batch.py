@@ -13,9 +13,11 @@ import kis_async
 from kis_async import (
     APIError,
     DecodeError,
+    Failed,
     KISClient,
     Outcome,
     SellableQuantity,
+    Succeeded,
     TransportError,
 )
 from kis_async.simulator import Fault, Simulator
@@ -61,6 +63,7 @@ async def test_iter_sellable_yields_each_outcome_once(sim: Simulator, kis: KISCl
     failed = [o for o in seen if not o.ok]
     assert [o.pdno for o in failed] == ["999999"]
     assert failed[0].result is None and isinstance(failed[0].error, APIError)
+    assert all(isinstance(o, Failed if o.error else Succeeded) for o in seen)
 
 
 def _stray_tasks() -> set[asyncio.Task[object]]:

@@ -377,7 +377,9 @@ async def test_holdings_pages_and_the_token_are_shown_as_they_happen(
     lines = err.splitlines()
     assert lines[0] == "asking KIS for an access token"
     assert "holdings: page 1 read, 50 positions so far" in lines
-    assert "holdings: page 4 read, 197 positions so far" in lines  # 7 tickers are held twice: on a loan too
+    assert (
+        "holdings: page 4 read, 197 positions so far" in lines
+    )  # 7 tickers are held twice: on a loan too
 
 
 async def test_a_terminal_sees_stages_and_a_bar_in_one_live_line(

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kis_async import DecodeError, Position, SellableQuantity
+from kis_async import ArgumentError, DecodeError, Position, SellableQuantity
 from kis_async.models import (
     _SELLABLE,
     Envelope,
@@ -214,8 +214,8 @@ def test_arbitrary_json_documents_decode_or_raise_decode_error(document: Any) ->
 def test_ticker_is_accepted_only_as_ascii_alnum(text: str) -> None:
     try:
         code = normalize_pdno(text)
-    except ValueError as exc:
-        assert "ticker must be" in str(exc)
+    except ArgumentError as exc:
+        assert exc.argument == "pdno"
         return
     assert 1 <= len(code) <= 12 and code.isascii() and code.isalnum() and code == code.upper()
     assert code == text.strip().upper()

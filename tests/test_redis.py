@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from kis_async import Token, TransportError
-from kis_async.redis_backend import RedisTokenStore
+from kis_async import APIError, CallBudgetError, Token, TransportError
+from kis_async.redis_backend import RedisPacer, RedisTokenStore
 from kis_async.simulator import Simulator
 
 from .conftest import ClientFactory, codes
@@ -158,6 +158,22 @@ async def test_a_crashed_lock_holder_does_not_wedge_the_others(flushed: str) -> 
         assert await store.load() is not None
         await store.discard("t1")
         assert await store.load() is None
+    finally:
+        await client.aclose()
+
+
+async def test_a_budget_booked_past_max_wait_refuses_the_call_as_its_own_condition(
+    flushed: str,
+) -> None:
+    """Not a KIS envelope: nothing was sent, so there is no rt_cd, msg_cd or HTTP status."""
+    client = aioredis.Redis.from_url(flushed)
+    try:
+        pacer = RedisPacer(client, "kis_async:test:calls", 1.0, max_wait=0.5)
+        await pacer.acquire()
+        with pytest.raises(CallBudgetError) as refused:
+            await pacer.acquire()
+        assert not isinstance(refused.value, APIError)
+        assert "max_wait" in refused.value.reason and "HTTP" not in refused.value.reason
     finally:
         await client.aclose()
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from kis_async import KISClient
+from kis_async import ArgumentError, KISClient
 from kis_async.validate import normalize_pdno, normalize_pdnos, parse_account
 
 
@@ -14,8 +14,9 @@ def test_account_accepts_both_documented_forms(text: str) -> None:
 
 @pytest.mark.parametrize("text", ["1234567-01", "123456789-01", "12345678_01", "abcdefgh-01", ""])
 def test_malformed_account_is_refused_at_construction(text: str) -> None:
-    with pytest.raises(ValueError, match="account must look like"):
+    with pytest.raises(ArgumentError, match="account must look like") as caught:
         KISClient("key", "secret", text, token_cache=None)
+    assert caught.value.argument == "account"
 
 
 def test_ticker_is_stripped_and_upper_cased() -> None:
@@ -31,8 +32,9 @@ def test_malformed_ticker_names_itself(bad: str) -> None:
 
 def test_batch_names_every_bad_code_at_once_and_dedupes_the_rest() -> None:
     assert normalize_pdnos(["005930", "000660", " 005930"]) == ["005930", "000660"]
-    with pytest.raises(ValueError, match="2 malformed") as caught:
+    with pytest.raises(ArgumentError, match="2 malformed") as caught:
         normalize_pdnos(["005930", "bad code", "000660", "!!"])
+    assert caught.value.argument == "pdnos"
     assert "'bad code'" in str(caught.value)
     assert "'!!'" in str(caught.value)
 
@@ -87,8 +89,10 @@ def test_plain_http_on_loopback_is_accepted_for_the_simulator(url: str) -> None:
 def test_every_option_is_checked_at_construction_naming_itself(
     options: dict[str, object], error: type[Exception], named: str
 ) -> None:
-    with pytest.raises(error, match=named):
+    with pytest.raises(error, match=named) as caught:
         KISClient("key", "secret", "12345678-01", **({"token_cache": None} | options))  # type: ignore[arg-type]
+    if error is ValueError:
+        assert isinstance(caught.value, ArgumentError) and caught.value.argument == named
 
 
 def test_a_refused_base_url_does_not_repeat_its_password() -> None:
@@ -113,5 +117,7 @@ def test_keys_are_checked_without_being_shown(name: str, value: object, message:
     with pytest.raises((ValueError, TypeError), match=message) as caught:
         KISClient(keys["app_key"], keys["app_secret"], "12345678-01", token_cache=None)  # type: ignore[arg-type]
     assert name in str(caught.value)
+    if isinstance(caught.value, ValueError):
+        assert isinstance(caught.value, ArgumentError) and caught.value.argument == name
     if isinstance(value, str) and value:
         assert value not in str(caught.value)

@@ -10,6 +10,8 @@ import pytest
 from kis_async import (
     APIError,
     AuthError,
+    CallBudgetError,
+    ClientClosedError,
     DecodeError,
     KISError,
     RateLimitError,
@@ -19,17 +21,16 @@ from kis_async import (
 )
 from kis_async.models import Envelope, decode_token
 from kis_async.verdict import (
-    Closed,
+    Answer,
     Fail,
     Ok,
-    Outcome,
     Renew,
     Retry,
-    TooLarge,
     Verdict,
     classify,
     parse_retry_after,
 )
+from kis_async.wire import Closed, TooLarge
 
 
 def envelope(msg_cd: str = "", rt_cd: str = "1") -> Envelope:
@@ -42,7 +43,7 @@ NOT_KIS = DecodeError("response is not valid JSON")
 @dataclass(frozen=True)
 class Row:
     status: int
-    outcome: Outcome
+    answer: Answer
     verdict: type[Verdict]
     error: type[KISError] | None = None
     token_endpoint: bool = False
@@ -72,7 +73,7 @@ TABLE = {
     "connection reset": Row(0, aiohttp.ServerDisconnectedError(), Retry, TransportError),
     "body cut short": Row(0, aiohttp.ClientPayloadError("cut"), Retry, TransportError),
     "other client error": Row(0, aiohttp.InvalidURL("x"), Fail, TransportError),
-    "client closed": Row(0, Closed(), Fail, TransportError),
+    "client closed": Row(0, Closed(), Fail, ClientClosedError),
     "answer too large": Row(200, TooLarge(1 << 20), Fail, TransportError),
     "anything else": Row(0, RuntimeError("loop"), Fail, TransportError),
     "token: too soon": Row(
@@ -88,7 +89,7 @@ TABLE = {
 @pytest.mark.parametrize("row", TABLE.values(), ids=TABLE.keys())
 def test_classify(row: Row) -> None:
     verdict = classify(
-        row.status, row.outcome, tr_id="TTTC8408R", pdno="005930", token_endpoint=row.token_endpoint
+        row.status, row.answer, tr_id="TTTC8408R", pdno="005930", token_endpoint=row.token_endpoint
     )
     assert type(verdict) is row.verdict
     if isinstance(verdict, Ok):
@@ -116,8 +117,17 @@ def test_api_error_carries_what_a_user_needs() -> None:
 
 def test_token_endpoint_failures_say_so() -> None:
     verdict = classify(0, TimeoutError(), token_endpoint=True)
-    assert isinstance(verdict, Retry)
-    assert "token endpoint" in verdict.error.reason
+    assert isinstance(verdict, Retry) and isinstance(verdict.error, RequestTimeout)
+    error = verdict.error
+    assert (error.source, error.detail) == ("token", "no answer within the request timeout")
+    assert error.reason == "token endpoint: no answer within the request timeout"
+
+
+def test_an_exhausted_rate_limit_is_a_call_budget_error_with_kis_envelope() -> None:
+    verdict = classify(500, envelope("EGW00201"), tr_id="TTTC8408R")
+    assert isinstance(verdict, Retry) and isinstance(verdict.error, RateLimitError)
+    assert isinstance(verdict.error, CallBudgetError) and isinstance(verdict.error, APIError)
+    assert (verdict.error.msg_cd, verdict.error.status) == ("EGW00201", 500)
 
 
 def test_retry_after_is_carried_on_the_retry() -> None:

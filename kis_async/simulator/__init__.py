@@ -7,8 +7,8 @@ KIS can be (network jitter before the call is counted, a lower limit than the cl
 another program on the same appkey), and :data:`HOSTILE` faults answer as a proxy, a captive
 portal or a buggy gateway would; :data:`REFUSALS` are KIS's own refusal codes, served on demand;
 :class:`Stats` says what arrived and when. It answers in the dialect the live service speaks
-(``SimulatorConfig.dialect``). The library below the command line never imports this package;
-the CLI does, for ``kis-async demo`` and ``kis-async simulator``.
+(``SimulatorConfig.dialect``). Nothing the client needs imports this package: only the command
+line does, for ``kis-async demo`` and ``kis-async simulator``.
 """
 
 from .portfolio import KRX_NAMES, UNKNOWN_TICKERS, Holding, sample_portfolio
