@@ -315,7 +315,8 @@ class Status:
     The live line shows the stage under way, then a bar (done/total, rate, ETA). Every other
     write, a line here or a row on stdout when stdout is the same terminal, clears it first and
     draws it again after, so nothing is garbled. ``quiet`` drops notes but not :meth:`line`
-    (errors). ``waited`` adds up the waits on KIS's token rule announced so far.
+    (errors). ``waited`` adds up the waits on KIS's token rule announced so far, and
+    :attr:`took` how long the bar ran, from :meth:`start` to :meth:`stop`.
     """
 
     def __init__(self, stream: TextIO, *, live: bool = False, quiet: bool = False) -> None:
@@ -328,6 +329,10 @@ class Status:
         self._total: int | None = None
         self._done = 0
         self._start = 0.0
+        self._waited_at_start = 0.0
+        self.took = (0.0, 0.0)
+        """Seconds from :meth:`start` to :meth:`stop`, and how many of them were spent
+        waiting on KIS's token rule; zeros if the bar never started."""
 
     def note(self, text: str) -> None:
         """A line that stays, unless ``-q``."""
@@ -361,6 +366,7 @@ class Status:
         """From here the live line is a bar over ``total`` tickers (and the stages of the
         check itself, such as asking for a token, until the first ticker is done)."""
         self._total, self._done, self._start = total, 0, time.perf_counter()
+        self._waited_at_start = self.waited
         self._stage = ""
         self._draw()
 
@@ -369,7 +375,11 @@ class Status:
         self._draw()
 
     def stop(self) -> None:
-        """Take the live line away (the bar, the stage) before the results are shown."""
+        """Take the live line away (the bar, the stage) before the results are shown; the
+        first call after :meth:`start` sets :attr:`took`."""
+        if self._total is not None:
+            elapsed = time.perf_counter() - self._start
+            self.took = (elapsed, self.waited - self._waited_at_start)
         self._clear()
         self._total = None
         self._stage = ""
