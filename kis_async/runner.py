@@ -15,7 +15,8 @@ threads). A Ctrl-C could so be lost, cut the results short or leave the process 
   The first one is kept in :attr:`Runner.received`; if :meth:`Runner.run`'s flow is still
   running, ``on_stop`` is told (in the loop) and the flow is cancelled, once. Later signals
   change nothing, so the flow's own clean-up is never cut short. A signal that comes while the
-  results are printed is kept too; the results are printed whole.
+  results are printed is kept too; the results are printed whole. A signal ignored when the
+  command started (SIGINT, for ``kis-async check ... &`` in a script) stays ignored.
 - The handler only notes the signal and asks the loop to act (``call_soon_threadsafe``, as
   ``asyncio.Runner`` does). The signal wakeup fd is a socket the loop watches, so a signal the
   kernel delivered to any thread wakes the loop at once.
