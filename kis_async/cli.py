@@ -8,8 +8,9 @@ progress, the summary and logs go to stderr. Credentials come only from the envi
 
 No input a user can type ends in a traceback (``-vv`` adds one to an internal error). A mistake
 in the set-up (a missing or refused credential, a refused account, an unreachable host or
-Redis) is one line naming what to fix, however many tickers it stopped. Exit statuses are
-:data:`EXIT_STATUSES`.
+Redis) is one line naming what to fix, however many tickers it stopped. Ctrl-C and SIGTERM
+stop a check with what was done so far still shown (see :mod:`kis_async.runner`). Exit statuses
+are :data:`EXIT_STATUSES`.
 """
 
 from __future__ import annotations
@@ -17,16 +18,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import os
 import signal
 import sys
 import textwrap
-import time
 import traceback
-from collections.abc import Awaitable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from yarl import URL
 
@@ -36,6 +38,7 @@ from .client import KISClient
 from .errors import ArgumentError, KISError
 from .inputs import UsageError
 from .render import Run, Setup, Status
+from .runner import Runner
 from .simulator import (
     DEMO_ACCOUNT,
     DEMO_APP_KEY,
@@ -110,7 +113,7 @@ def _dispatch(args: argparse.Namespace, status: Status) -> int:
         return _serve(args, status)
     if args.command == "demo":
         run = Run(asked=[])
-        return _execute(args, status, run, _demo(args, run, status))
+        return _execute(args, status, run, functools.partial(_demo, args, run, status))
     return _check_command(args, status)
 
 
@@ -368,7 +371,8 @@ def _check_command(args: argparse.Namespace, status: Status) -> int:
         origin=origin,
     )
     run = Run(asked=pdnos, setup=setup)
-    return _execute(args, status, run, _checked(client, args.holdings, run, status, args))
+    flow = functools.partial(_checked, client, args.holdings, run, status, args)
+    return _execute(args, status, run, flow)
 
 
 def _settings(values: dict[str, str]) -> cfg.Settings:
@@ -424,40 +428,50 @@ def _tickers(args: argparse.Namespace, status: Status) -> list[str]:
 # -- running ---------------------------------------------------------------------------------------
 
 
-def _execute(args: argparse.Namespace, status: Status, run: Run, flow: Awaitable[None]) -> int:
-    """Run ``flow``, then show what it did, however it ended; return the exit status."""
-    try:
-        asyncio.run(_signals(flow, run))
-    except KeyboardInterrupt:
+def _execute(
+    args: argparse.Namespace,
+    status: Status,
+    run: Run,
+    flow: Callable[[], Coroutine[Any, Any, None]],
+) -> int:
+    """Run ``flow()``, then show what it did, however it ended; return the exit status.
+
+    From here to the end of the process, Ctrl-C and SIGTERM belong to a :class:`Runner` (the
+    why, and how the end stays bounded, are told in :mod:`kis_async.runner`). The first one
+    marks the run interrupted (terminated, for SIGTERM) and stops the check's clock at once, so
+    ``elapsed`` is how long the check ran even if its clean-up has to be left behind. The
+    flow's coroutine is made only once the handlers are in place, so a Ctrl-C during start-up
+    (a ``KeyboardInterrupt``, which :func:`main` turns into status 130) leaves none unawaited.
+    A signal that comes after the flow, while the results are printed, leaves them whole and
+    still makes the status 130 (or 143).
+    """
+
+    def stopped(signum: int) -> None:
         run.interrupted = True
-    except asyncio.CancelledError:
-        if not run.interrupted:
-            raise
-    finally:
+        run.terminated = signum == signal.SIGTERM
         status.stop()
-    _show(args, run, status)
-    if run.interrupted:
-        return EXIT_TERMINATED if run.terminated else EXIT_INTERRUPTED
-    failure = render.setup_failure(run)
-    if failure is not None:
+
+    with Runner(stopped) as runner:
+        try:
+            runner.run(flow())
+        finally:
+            status.stop()
+            run.elapsed, run.waited = status.took
+        _show(args, run, status)
+    code = _exit_status(run, runner.received)
+    if not runner.settled:
+        runner.exit_now(code)
+    return code
+
+
+def _exit_status(run: Run, received: int | None) -> int:
+    """The status for ``run``; a signal received (by the end of the output) decides it."""
+    if received is not None:
+        return EXIT_TERMINATED if received == signal.SIGTERM else EXIT_INTERRUPTED
+    if render.setup_failure(run) is not None:
         return EXIT_USAGE
     unexpected = set(run.batch.errors) - run.expected
     return EXIT_FAILED if unexpected or run.failure is not None else EXIT_OK
-
-
-async def _signals(flow: Awaitable[None], run: Run) -> None:
-    """``flow``, stopped by SIGTERM as Ctrl-C stops it: cancelled, with what was done kept."""
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-
-    def terminate() -> None:
-        run.interrupted = run.terminated = True
-        if task is not None:
-            task.cancel()
-
-    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows' loop
-        loop.add_signal_handler(signal.SIGTERM, terminate)
-    await flow
 
 
 async def _checked(
@@ -513,14 +527,13 @@ async def _held(client: KISClient, status: Status) -> list[str]:
 
 async def _check(client: KISClient, run: Run, status: Status, args: argparse.Namespace) -> None:
     """Check ``run.asked``, filing each outcome as it completes (and printing it, for
-    ``--json-lines``). Time spent waiting on KIS's token rule is kept apart from the pace.
+    ``--json-lines``). The bar's clock (:attr:`Status.took`) times it, with the time spent
+    waiting on KIS's token rule kept apart from the pace.
 
     A set-up mistake before any ticker succeeded stops the check there: the rest would fail
     the same way, and some of them slowly (an unreachable Redis is ridden out for seconds per
     call, one call at a time)."""
     status.start(len(run.asked))
-    waited = status.waited
-    start = time.perf_counter()
     outcomes = client.iter_sellable(run.asked)
     try:
         async for outcome in outcomes:
@@ -531,11 +544,9 @@ async def _check(client: KISClient, run: Run, status: Status, args: argparse.Nam
             if _hopeless(run, outcome.error):
                 break
     finally:
-        await outcomes.aclose()
-        run.elapsed = time.perf_counter() - start
-        run.waited = status.waited - waited
-        run.stats = client.stats
         status.stop()
+        run.stats = client.stats
+        await outcomes.aclose()
 
 
 def _hopeless(run: Run, error: KISError | None) -> bool:

@@ -315,19 +315,25 @@ class Status:
     The live line shows the stage under way, then a bar (done/total, rate, ETA). Every other
     write, a line here or a row on stdout when stdout is the same terminal, clears it first and
     draws it again after, so nothing is garbled. ``quiet`` drops notes but not :meth:`line`
-    (errors). ``waited`` adds up the waits on KIS's token rule announced so far.
+    (errors). :meth:`wait` notes each wait on KIS's token rule as it is announced, and
+    :attr:`took` says how long the bar ran, from :meth:`start` to :meth:`stop`, and how much of
+    that went on those waits (as far as they got: a Ctrl-C may cut one short).
     """
 
     def __init__(self, stream: TextIO, *, live: bool = False, quiet: bool = False) -> None:
         self.stream = stream
         self.live = live and not quiet
         self.quiet = quiet
-        self.waited = 0.0
+        self._waits: list[tuple[float, float]] = []
+        """The waits on KIS's token rule: when each was announced, and for how many seconds."""
         self._shown = 0
         self._stage = ""
         self._total: int | None = None
         self._done = 0
         self._start = 0.0
+        self.took = (0.0, 0.0)
+        """Seconds from :meth:`start` to :meth:`stop`, and how many of them were spent
+        waiting on KIS's token rule; zeros if the bar never started."""
 
     def note(self, text: str) -> None:
         """A line that stays, unless ``-q``."""
@@ -364,12 +370,21 @@ class Status:
         self._stage = ""
         self._draw()
 
+    def wait(self, seconds: float) -> None:
+        """A wait on KIS's token rule, of ``seconds``, starts now."""
+        self._waits.append((time.perf_counter(), seconds))
+
     def step(self) -> None:
         self._done += 1
         self._draw()
 
     def stop(self) -> None:
-        """Take the live line away (the bar, the stage) before the results are shown."""
+        """Take the live line away (the bar, the stage) before the results are shown; the
+        first call after :meth:`start` sets :attr:`took`."""
+        if self._total is not None:
+            start, end = self._start, time.perf_counter()
+            waited = sum(max(0.0, min(t + s, end) - max(t, start)) for t, s in self._waits)
+            self.took = (end - start, waited)
         self._clear()
         self._total = None
         self._stage = ""
@@ -426,8 +441,8 @@ class ProgressLog(logging.Handler):
     record arrives: a stage (asking for a token, a page of holdings) goes to the live line on a
     terminal and is a line elsewhere; every other record (a wait, the pace changing) is a line
     that stays, so a new kind of record is never hidden. A record's ``stage`` and ``wait_s``
-    (see :data:`kis_async.config.PROGRESS_LOGGER`) say which is which, and a wait is added to
-    :attr:`Status.waited`."""
+    (see :data:`kis_async.config.PROGRESS_LOGGER`) say which is which, and a wait is
+    noted with :meth:`Status.wait`."""
 
     def __init__(self, status: Status) -> None:
         super().__init__()
@@ -436,7 +451,9 @@ class ProgressLog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = printable(record.getMessage())
-            self.status.waited += float(getattr(record, "wait_s", 0.0))
+            wait = float(getattr(record, "wait_s", 0.0))
+            if wait:
+                self.status.wait(wait)
             if getattr(record, "stage", None) is not None:
                 self.status.stage(text)
             else:

@@ -7,6 +7,7 @@ and an environment without the caller's KIS_* variables.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import functools
 import io
@@ -19,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import pytest
 
@@ -28,7 +29,7 @@ from kis_async import config as cfg
 from kis_async.cli import main
 from kis_async.simulator import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_SECRET, Fault, Simulator
 
-from .conftest import FAST_RATE
+from .conftest import FAST_RATE, codes
 
 
 class Result(NamedTuple):
@@ -589,51 +590,171 @@ async def test_no_secret_or_token_is_printed_even_with_debug_logs(
     assert "DEBUG" in err
 
 
-async def stop_mid_run(
-    home: Path, sig: signal.Signals, until: bytes, *args: str, settle: float = 0.0
-) -> tuple[int | None, bytes, bytes]:
-    """Start the demo, send ``sig`` once stderr says ``until`` (and ``settle`` seconds more),
-    and collect what it printed."""
-    proc = await start(home, "demo", "--json", *args)
+# -- Ctrl-C and SIGTERM ----------------------------------------------------------------------------
+
+NOISE = ("Traceback", "Task was destroyed", "GeneratorExit", "Exception ignored", "Unclosed")
+"""What stderr never says, however a run was stopped."""
+STUCK = {
+    "a task that ignores cancellation": (
+        "async def load(self):\n"
+        "    sys.stderr.write('test: stuck\\n')\n"
+        "    while True:\n"
+        "        with contextlib.suppress(asyncio.CancelledError):\n"
+        "            await asyncio.sleep(600)\n"
+        "tokencache.FileTokenStore.load = load\n"
+    ),
+    "a thread that never returns": (
+        "def load(self):\n"
+        "    sys.stderr.write('test: stuck\\n')\n"
+        "    time.sleep(600)\n"
+        "tokencache.TokenCache.load = load\n"
+    ),
+}
+"""``sitecustomize`` bodies that make the token cache's load never end, and say so on stderr."""
+
+
+async def stopped(
+    home: Path,
+    args: list[str],
+    *signals: signal.Signals,
+    line: bytes = b"",
+    event: asyncio.Event | None = None,
+    env: dict[str, str] | None = None,
+    gap: float = 0.0,
+) -> Result:
+    """Run ``python -m kis_async ARGS``, send ``signals`` ``gap`` seconds apart once stderr has
+    said ``line`` and ``event`` (set by the simulator) is set, and collect what it printed."""
+    proc = await start(home, *args, env=env)
     assert proc.stderr is not None and proc.stdin is not None
     proc.stdin.close()
     seen = b""
-    while until not in seen:
-        line = await asyncio.wait_for(proc.stderr.readline(), 30)
-        assert line, "the demo ended before it got there"
-        seen += line
-    await asyncio.sleep(settle)
-    proc.send_signal(sig)
+    while line not in seen:
+        said = await asyncio.wait_for(proc.stderr.readline(), 30)
+        assert said, f"it ended before saying {line!r}: {seen!r}"
+        seen += said
+    if event is not None:
+        await asyncio.wait_for(event.wait(), 30)
+    for n, sig in enumerate(signals):
+        if n:
+            await asyncio.sleep(gap)
+        with contextlib.suppress(ProcessLookupError):  # it may have ended after the first
+            proc.send_signal(sig)
     out, err = await asyncio.wait_for(proc.communicate(), 30)
-    return proc.returncode, out, seen + err
+    assert proc.returncode is not None
+    return Result(proc.returncode, out.decode(), (seen + err).decode())
+
+
+def assert_stopped_cleanly(result: Result, code: int = 130) -> dict[str, Any]:
+    """The status (or death by the signal itself, once the results are out, which a shell shows
+    as the same status), nothing alarming on stderr, and the whole ``--json`` document, whose
+    summary this returns (checked as counted, waiting no longer than the check)."""
+    assert result.code in (code, 128 - code), result.err
+    assert not [word for word in NOISE if word in result.err], result.err
+    document = json.loads(result.out)
+    summary: dict[str, Any] = document["summary"]
+    assert summary["checked"] == len(document["results"]) + len(document["errors"])
+    assert summary["interrupted"] is True
+    assert 0 <= summary["waited_s"] <= summary["elapsed_s"]
+    return summary
+
+
+@pytest.fixture
+def tickers(tmp_path: Path) -> Path:
+    """100 tickers in a file, a check of 5 s at 20 calls/s."""
+    path = tmp_path / "tickers.txt"
+    path.write_text("".join(f"{code}\n" for code in codes(100)))
+    return path
 
 
 @pytest.mark.parametrize(
     ("sig", "code", "head"),
-    [(signal.SIGINT, 130, b"interrupted:"), (signal.SIGTERM, 143, b"terminated:")],
+    [(signal.SIGINT, 130, "interrupted:"), (signal.SIGTERM, 143, "terminated:")],
+    ids=["SIGINT", "SIGTERM"],
 )
 async def test_ctrl_c_and_sigterm_stop_cleanly_and_print_what_was_done(
-    home: Path, sig: signal.Signals, code: int, head: bytes
+    sim: Simulator,
+    creds: dict[str, str],
+    home: Path,
+    tickers: Path,
+    sig: signal.Signals,
+    code: int,
+    head: str,
 ) -> None:
-    returncode, out, err = await stop_mid_run(
-        home, sig, b"checking them", "--rate", "10", settle=0.5
+    tenth_call = asyncio.Event()
+    sim.after_calls(10, tenth_call.set)
+    args = ["check", "--file", str(tickers), "--json", "--rate", "20"]
+    result = await stopped(home, args, sig, event=tenth_call, env=creds)
+    summary = assert_stopped_cleanly(result, code)
+    assert 0 < summary["checked"] < summary["asked"] == 100
+    assert summary["elapsed_s"] > 0
+    assert f"{head} {summary['checked']} of 100 tickers checked" in result.err
+
+
+@pytest.mark.parametrize("gap", [0.0, 0.1], ids=["back to back", "100 ms apart"])
+async def test_two_ctrl_c_in_quick_succession_exit_130_with_the_document(
+    sim: Simulator, creds: dict[str, str], home: Path, tickers: Path, gap: float
+) -> None:
+    tenth_call = asyncio.Event()
+    sim.after_calls(10, tenth_call.set)
+    args = ["check", "--file", str(tickers), "--json", "--rate", "20"]
+    twice = (signal.SIGINT, signal.SIGINT)
+    result = await stopped(home, args, *twice, event=tenth_call, env=creds, gap=gap)
+    summary = assert_stopped_cleanly(result)
+    assert 0 < summary["checked"] < 100
+
+
+@pytest.mark.parametrize("times", [1, 2], ids=["once", "twice"])
+@pytest.mark.parametrize("step", ["the token request hangs", "waiting out KIS's minute"])
+async def test_ctrl_c_during_the_token_step_prints_the_document(
+    sim: Simulator,
+    creds: dict[str, str],
+    home: Path,
+    tickers: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    step: str,
+    times: int,
+) -> None:
+    if step == "the token request hangs":
+        sim.inject_token(Fault.HANG)
+        line = b"asking KIS for an access token"
+    else:  # the cache says a token was issued 50 s ago: about 10 s to wait before the next
+        monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+        now = time.time()
+        TokenCache.default(DEMO_APP_KEY, sim.url).save(Token("stale", now - 1, now - 50))
+        line = b"s: KIS issues one token a minute"
+    args = ["check", "--file", str(tickers), "--json"]
+    result = await stopped(home, args, *[signal.SIGINT] * times, line=line, env=creds)
+    summary = assert_stopped_cleanly(result)
+    assert summary["checked"] == 0
+    assert "interrupted: 0 of 100 tickers checked" in result.err
+    assert sim.stats.token_issuances == 0
+
+
+@pytest.mark.parametrize("stuck", list(STUCK))
+async def test_what_ignores_the_ctrl_c_does_not_hold_the_exit(
+    sim: Simulator, creds: dict[str, str], home: Path, tmp_path: Path, stuck: str
+) -> None:
+    patch = tmp_path / "stuck"
+    patch.mkdir()
+    imports = "import asyncio, contextlib, sys, time\nfrom kis_async import tokencache\n"
+    (patch / "sitecustomize.py").write_text(imports + STUCK[stuck])
+    env = creds | {"PYTHONPATH": str(patch)}
+    started = time.monotonic()
+    result = await stopped(
+        home, ["check", "005930", "--json"], signal.SIGINT, line=b"test: stuck", env=env
     )
-    assert returncode == code
-    summary = json.loads(out)["summary"]
-    assert summary["interrupted"] is True
-    assert 0 < summary["checked"] < summary["asked"]
-    assert head in err
-    assert b"Traceback" not in err
+    assert time.monotonic() - started < 20, "ended within the bounded clean-up, not after 600 s"
+    summary = assert_stopped_cleanly(result)
+    assert summary["checked"] == 0
 
 
 async def test_a_fractional_demo_rate_runs(home: Path) -> None:
-    returncode, out, err = await stop_mid_run(
-        home, signal.SIGTERM, b"holdings: page 1 read", "--rate", "0.5"
-    )
-    assert returncode == 143
-    assert b"Traceback" not in err
-    assert b"0.5 calls/s" not in err or b"1 calls/s" in err
-    assert json.loads(out)["summary"]["checked"] == 0
+    args = ["demo", "--json", "--rate", "0.5"]
+    result = await stopped(home, args, signal.SIGTERM, line=b"holdings: page 1 read")
+    assert result.code == 143
+    assert "Traceback" not in result.err
+    assert "0.5 calls/s" not in result.err or "1 calls/s" in result.err
+    assert json.loads(result.out)["summary"]["checked"] == 0
 
 
 async def test_stdout_closed_early_is_not_a_traceback(
