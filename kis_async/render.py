@@ -101,8 +101,19 @@ def setup_problem(error: KISError, setup: Setup) -> str | None:
     if isinstance(error, TokenCacheError):
         return error.reason
     if isinstance(error, AccountError):
+        code = error.msg_cd or error.rt_cd
+        if error.msg_cd == spec.PRODUCT_MISMATCH:
+            return (
+                f"KIS says the product code of account {setup.account} does not match it "
+                f"({code}): check the two digits after the dash in {setup.var(cfg.ENV_ACCOUNT)}"
+            )
+        if error.msg_cd == spec.NOT_CONSIGNMENT:
+            return (
+                f"KIS can list only 위탁 (consignment) accounts, and {setup.account} is not one "
+                f"({code}): set {setup.var(cfg.ENV_ACCOUNT)} to the stock account"
+            )
         return (
-            f"KIS refused account {setup.account} ({error.msg_cd or error.rt_cd}): check "
+            f"KIS refused account {setup.account} ({code}): check "
             f"{setup.var(cfg.ENV_ACCOUNT)} is the account registered with this appkey"
         )
     if isinstance(error, AuthError):
@@ -117,7 +128,12 @@ def _auth_problem(error: AuthError, setup: Setup) -> str:
     said = printable(error.msg1.strip())
     if error.msg_cd == spec.BAD_APPKEY:
         return f"KIS refused the appkey ({code}): check {setup.var(cfg.ENV_APP_KEY)}"
-    if error.msg_cd == spec.BAD_APPSECRET:
+    if error.msg_cd == spec.NOT_PAPER_APPKEY:
+        return (
+            f"this appkey is for real trading and {setup.var(cfg.ENV_BASE_URL)} is a paper "
+            f"(모의투자) host ({code}): leave {cfg.ENV_BASE_URL} unset for {spec.REAL_HOST}"
+        )
+    if error.msg_cd in (spec.BAD_APPSECRET, spec.APPSECRET_REFUSED):
         return f"KIS refused the appkey/appsecret ({code}): check {setup.var(cfg.ENV_APP_SECRET)}"
     if error.msg_cd == spec.TOKEN_ISSUE_TOO_SOON:
         return (

@@ -101,8 +101,12 @@ MESSAGES: Final[Mapping[str, str]] = MappingProxyType(
 EGW00304, APBK1271 and APAC0489 were not recorded)."""
 
 STALE_TOKEN_CODES: Final = frozenset({TOKEN_EXPIRED, TOKEN_INVALID})
-CREDENTIAL_CODES: Final = frozenset({BAD_APPKEY, BAD_APPSECRET, APPSECRET_REFUSED})
-ACCOUNT_CODES: Final = frozenset({ACCOUNT_REFUSED, "APBK0917"})
+CREDENTIAL_CODES: Final = frozenset(
+    {BAD_APPKEY, BAD_APPSECRET, APPSECRET_REFUSED, NOT_PAPER_APPKEY}
+)
+"""The appkey, its appsecret or the host it was sent to refused: permanent, an AuthError."""
+ACCOUNT_CODES: Final = frozenset({ACCOUNT_REFUSED, "APBK0917", PRODUCT_MISMATCH, NOT_CONSIGNMENT})
+"""The account refused for this appkey or this inquiry: permanent, an AccountError."""
 GATEWAY_ERROR_CODES: Final = frozenset(
     {RATE_LIMITED, TOKEN_ISSUE_TOO_SOON, *STALE_TOKEN_CODES, *CREDENTIAL_CODES}
 )

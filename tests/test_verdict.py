@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 
 from kis_async import (
+    AccountError,
     APIError,
     AuthError,
     CallBudgetError,
@@ -62,6 +63,13 @@ TABLE = {
     "wrong appkey": Row(500, envelope("EGW00103"), Fail, AuthError),
     "wrong appsecret": Row(403, envelope("EGW00105"), Fail, AuthError),
     "other KIS error": Row(500, envelope("SIM00404"), Fail, APIError),
+    "API refuses the appsecret": Row(500, envelope("EGW00304"), Fail, AuthError),
+    "real appkey on the paper host": Row(500, envelope("EGW02007"), Fail, AuthError),
+    "account not the appkey's (rt_cd 2)": Row(500, envelope("OPSQ2000", "2"), Fail, AccountError),
+    "product code mismatch": Row(500, envelope("APBK1271"), Fail, AccountError),
+    "not a consignment account": Row(500, envelope("APAC0489"), Fail, AccountError),
+    "query refused (rt_cd 2)": Row(500, envelope("OPSQ2001", "2"), Fail, APIError),
+    "data changed (rt_cd 7)": Row(500, envelope("SYDB0050", "7"), Fail, APIError),
     "rt_cd 0 on a 4xx": Row(400, envelope(rt_cd="0"), Fail, APIError),
     "proxy page 502": Row(502, NOT_KIS, Retry, TransportError),
     "proxy page 429": Row(429, NOT_KIS, Retry, TransportError),
