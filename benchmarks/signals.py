@@ -41,8 +41,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
-from kis_async import Token, TokenCache
+from kis_async import Token, TokenCache, spec
 from kis_async.simulator import (
     DEMO_ACCOUNT,
     DEMO_APP_KEY,
@@ -88,8 +89,8 @@ class Stream:
     lines: list[tuple[float, bytes]] = field(default_factory=list)
     arrived: threading.Condition = field(default_factory=threading.Condition)
 
-    def read(self, pipe: object) -> None:
-        for line in iter(pipe.readline, b""):  # type: ignore[attr-defined]
+    def read(self, pipe: IO[bytes]) -> None:
+        for line in iter(pipe.readline, b""):
             with self.arrived:
                 self.lines.append((time.monotonic(), line))
                 self.arrived.notify_all()
@@ -194,6 +195,8 @@ def run_once(
         start_new_session=True,
     )
     out, err = Stream(), Stream()
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     readers = [
         threading.Thread(target=s.read, args=(p,))
         for s, p in ((out, proc.stdout), (err, proc.stderr))
@@ -286,13 +289,19 @@ def table_problem(out: str, checked: int) -> str:
 
 
 def seed_cache(home: Path, url: str, wait: float) -> None:
-    """A cached token, expired, issued ``60 - wait`` seconds ago: the run waits ``wait`` s."""
+    """A cached token, expired, issued a minute less ``wait`` seconds ago: the run waits out
+    the rest of KIS's minute, ``wait`` seconds after this."""
+    previous = os.environ.get("XDG_CACHE_HOME")
     os.environ["XDG_CACHE_HOME"] = str(home / ".cache")
     try:
         now = time.time()
-        TokenCache.default(DEMO_APP_KEY, url).save(Token("stale", now - 1, now - 60 + wait))
+        issued = now - spec.TOKEN_ISSUE_INTERVAL + wait
+        TokenCache.default(DEMO_APP_KEY, url).save(Token("stale", now - 1, issued))
     finally:
-        del os.environ["XDG_CACHE_HOME"]
+        if previous is None:
+            del os.environ["XDG_CACHE_HOME"]
+        else:
+            os.environ["XDG_CACHE_HOME"] = previous
 
 
 def draw(rng: random.Random, token_wait: float, life: float) -> tuple[float, float]:
