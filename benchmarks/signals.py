@@ -13,7 +13,8 @@ A run is clean when it ends within ``--timeout`` seconds (else the group is kill
 status 130, or by SIGINT itself (-2); when stdout is one whole JSON document, or the table, whose
 counts match the summary; and when stderr holds no ``Traceback``, ``Task was destroyed``,
 ``GeneratorExit``, ``Exception ignored`` or ``Unclosed``. A run that ended before its first
-signal was due is held to status 0 and complete results, and does not count: another is drawn.
+signal was due (or had called ``exit``, see :func:`exiting`) is held to status 0 and complete
+results, and does not count: another is drawn.
 
     python benchmarks/signals.py [--runs 50] [--seed 1] [--tickers 300] [--rate 150] [-v]
 
@@ -62,6 +63,8 @@ PHASES = {"token": "in the token step", "check": "mid-check", "after": "after th
 END = 0.3
 """Seconds before the end of a run's life that the last of the first signals fall in: the last
 results, the output, the clean-up."""
+PF_EXITING = 0x4
+"""Linux's task flag for a process on its way out (``include/linux/sched.h``)."""
 TOKEN_WAIT = 1.5
 """Seconds at most that a run with a cached token waits for KIS's one-a-minute rule."""
 
@@ -80,6 +83,8 @@ class Outcome:
     """Seconds from the start of the process to the check's first line on stderr."""
     life: float = 0.0
     """Seconds from the check's first line on stderr to the end of the process."""
+    sent: list[float] = field(default_factory=list)
+    """Seconds after the check's first line at which each SIGINT went out."""
 
 
 @dataclass
@@ -208,7 +213,7 @@ def run_once(
     if started is None:
         outcome = Outcome("output", "ended or stalled before the check started")
     else:
-        outcome.phase = deliver(proc, started, moments) if moments else "late"
+        outcome.phase = deliver(proc, started, moments, outcome.sent) if moments else "late"
     try:
         code = proc.wait(max(0.0, began + args.timeout - time.monotonic()))
     except subprocess.TimeoutExpired:
@@ -225,19 +230,34 @@ def run_once(
     return judge(outcome, code, out.text, err.text, json_form, args.tickers)
 
 
-def deliver(proc: subprocess.Popen[bytes], started: float, moments: tuple[float, ...]) -> str:
-    """SIGINT to the group at each moment after ``started``; ``late`` if the process ended
-    before the first was due."""
+def deliver(
+    proc: subprocess.Popen[bytes], started: float, moments: tuple[float, ...], sent: list[float]
+) -> str:
+    """SIGINT to the group at each moment after ``started``, noting in ``sent`` when each went;
+    ``late`` if the process ended before the first was due."""
     for n, moment in enumerate(moments):
         delay = started + moment - time.monotonic()
         if delay > 0:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(delay)
-        if proc.poll() is not None:
+        if proc.poll() is not None or exiting(proc.pid):
             return "late" if n == 0 else ""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGINT)
+            sent.append(time.monotonic() - started)
     return ""
+
+
+def exiting(pid: int) -> bool:
+    """Whether the process has called ``exit``: from then on the kernel drops signals as it
+    tears the process down (for a millisecond or more), so one sent then is sent too late, not
+    missed by the CLI. Linux shows it as ``PF_EXITING`` in ``/proc/PID/stat``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return Path("/proc/self/stat").exists()  # gone; or no /proc to tell
+    fields = stat.rpartition(")")[2].split()  # state ppid pgrp session tty tpgid flags ...
+    return fields[0] in "ZX" or bool(int(fields[6]) & PF_EXITING)
 
 
 def judge(
@@ -247,7 +267,10 @@ def judge(
         return Outcome("hang", "killed after the timeout", outcome.phase)
     late = outcome.phase == "late"
     if code not in ((0,) if late else (130, -signal.SIGINT)):
-        return Outcome("status", f"exit status {code}", outcome.phase)
+        when = ", ".join(f"{t:.3f}" for t in outcome.sent)
+        last = err.rstrip().rpartition("\n")[2]
+        problem = f"exit status {code}, SIGINT at {when} s, ended at {outcome.life:.3f} s: {last}"
+        return Outcome("status", problem, outcome.phase)
     noise = [word for word in NOISE if word in err]
     if noise:
         return Outcome("output", f"stderr says {noise}", outcome.phase)
