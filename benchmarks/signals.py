@@ -13,7 +13,8 @@ A run is clean when it ends within ``--timeout`` seconds (else the group is kill
 status 130, or by SIGINT itself (-2); when stdout is one whole JSON document, or the table, whose
 counts match the summary; and when stderr holds no ``Traceback``, ``Task was destroyed``,
 ``GeneratorExit``, ``Exception ignored`` or ``Unclosed``. A run that ended before its first
-signal was due is held to status 0 and complete results, and does not count: another is drawn.
+signal was due (or had called ``exit``, see :func:`exiting`) is held to status 0 and complete
+results, and does not count: another is drawn.
 
     python benchmarks/signals.py [--runs 50] [--seed 1] [--tickers 300] [--rate 150] [-v]
 
@@ -41,8 +42,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
-from kis_async import Token, TokenCache
+from kis_async import Token, TokenCache, spec
 from kis_async.simulator import (
     DEMO_ACCOUNT,
     DEMO_APP_KEY,
@@ -61,6 +63,8 @@ PHASES = {"token": "in the token step", "check": "mid-check", "after": "after th
 END = 0.3
 """Seconds before the end of a run's life that the last of the first signals fall in: the last
 results, the output, the clean-up."""
+PF_EXITING = 0x4
+"""Linux's task flag for a process on its way out (``include/linux/sched.h``)."""
 TOKEN_WAIT = 1.5
 """Seconds at most that a run with a cached token waits for KIS's one-a-minute rule."""
 
@@ -79,6 +83,8 @@ class Outcome:
     """Seconds from the start of the process to the check's first line on stderr."""
     life: float = 0.0
     """Seconds from the check's first line on stderr to the end of the process."""
+    sent: list[float] = field(default_factory=list)
+    """Seconds after the check's first line at which each SIGINT went out."""
 
 
 @dataclass
@@ -88,8 +94,8 @@ class Stream:
     lines: list[tuple[float, bytes]] = field(default_factory=list)
     arrived: threading.Condition = field(default_factory=threading.Condition)
 
-    def read(self, pipe: object) -> None:
-        for line in iter(pipe.readline, b""):  # type: ignore[attr-defined]
+    def read(self, pipe: IO[bytes]) -> None:
+        for line in iter(pipe.readline, b""):
             with self.arrived:
                 self.lines.append((time.monotonic(), line))
                 self.arrived.notify_all()
@@ -194,6 +200,8 @@ def run_once(
         start_new_session=True,
     )
     out, err = Stream(), Stream()
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     readers = [
         threading.Thread(target=s.read, args=(p,))
         for s, p in ((out, proc.stdout), (err, proc.stderr))
@@ -205,7 +213,7 @@ def run_once(
     if started is None:
         outcome = Outcome("output", "ended or stalled before the check started")
     else:
-        outcome.phase = deliver(proc, started, moments) if moments else "late"
+        outcome.phase = deliver(proc, started, moments, outcome.sent) if moments else "late"
     try:
         code = proc.wait(max(0.0, began + args.timeout - time.monotonic()))
     except subprocess.TimeoutExpired:
@@ -222,19 +230,34 @@ def run_once(
     return judge(outcome, code, out.text, err.text, json_form, args.tickers)
 
 
-def deliver(proc: subprocess.Popen[bytes], started: float, moments: tuple[float, ...]) -> str:
-    """SIGINT to the group at each moment after ``started``; ``late`` if the process ended
-    before the first was due."""
+def deliver(
+    proc: subprocess.Popen[bytes], started: float, moments: tuple[float, ...], sent: list[float]
+) -> str:
+    """SIGINT to the group at each moment after ``started``, noting in ``sent`` when each went;
+    ``late`` if the process ended before the first was due."""
     for n, moment in enumerate(moments):
         delay = started + moment - time.monotonic()
         if delay > 0:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(delay)
-        if proc.poll() is not None:
+        if proc.poll() is not None or exiting(proc.pid):
             return "late" if n == 0 else ""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGINT)
+            sent.append(time.monotonic() - started)
     return ""
+
+
+def exiting(pid: int) -> bool:
+    """Whether the process has called ``exit``: from then on the kernel drops signals as it
+    tears the process down (for a millisecond or more), so one sent then is sent too late, not
+    missed by the CLI. Linux shows it as ``PF_EXITING`` in ``/proc/PID/stat``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return Path("/proc/self/stat").exists()  # gone; or no /proc to tell
+    fields = stat.rpartition(")")[2].split()  # state ppid pgrp session tty tpgid flags ...
+    return fields[0] in "ZX" or bool(int(fields[6]) & PF_EXITING)
 
 
 def judge(
@@ -244,7 +267,10 @@ def judge(
         return Outcome("hang", "killed after the timeout", outcome.phase)
     late = outcome.phase == "late"
     if code not in ((0,) if late else (130, -signal.SIGINT)):
-        return Outcome("status", f"exit status {code}", outcome.phase)
+        when = ", ".join(f"{t:.3f}" for t in outcome.sent)
+        last = err.rstrip().rpartition("\n")[2]
+        problem = f"exit status {code}, SIGINT at {when} s, ended at {outcome.life:.3f} s: {last}"
+        return Outcome("status", problem, outcome.phase)
     noise = [word for word in NOISE if word in err]
     if noise:
         return Outcome("output", f"stderr says {noise}", outcome.phase)
@@ -286,13 +312,19 @@ def table_problem(out: str, checked: int) -> str:
 
 
 def seed_cache(home: Path, url: str, wait: float) -> None:
-    """A cached token, expired, issued ``60 - wait`` seconds ago: the run waits ``wait`` s."""
+    """A cached token, expired, issued a minute less ``wait`` seconds ago: the run waits out
+    the rest of KIS's minute, ``wait`` seconds after this."""
+    previous = os.environ.get("XDG_CACHE_HOME")
     os.environ["XDG_CACHE_HOME"] = str(home / ".cache")
     try:
         now = time.time()
-        TokenCache.default(DEMO_APP_KEY, url).save(Token("stale", now - 1, now - 60 + wait))
+        issued = now - spec.TOKEN_ISSUE_INTERVAL + wait
+        TokenCache.default(DEMO_APP_KEY, url).save(Token("stale", now - 1, issued))
     finally:
-        del os.environ["XDG_CACHE_HOME"]
+        if previous is None:
+            del os.environ["XDG_CACHE_HOME"]
+        else:
+            os.environ["XDG_CACHE_HOME"] = previous
 
 
 def draw(rng: random.Random, token_wait: float, life: float) -> tuple[float, float]:

@@ -31,7 +31,9 @@ threads). A Ctrl-C could so be lost, cut the results short or leave the process 
   pending", an exception nobody retrieved) is logged at DEBUG: it is the teardown, not news.
 - After :meth:`Runner.__exit__` the two signals have their default action again, which kills
   the process with the signal itself: the results are out, and shells show that as 130 or 143.
-  Never ``KeyboardInterrupt``, which would print a traceback on the way out.
+  Never ``KeyboardInterrupt``, which would print a traceback on the way out. The signals are
+  blocked while the handlers change: one the handler had not run for yet would otherwise be
+  dropped, and the status with it.
 """
 
 from __future__ import annotations
@@ -99,8 +101,9 @@ class Runner:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for signum in self._installed:
-            signal.signal(signum, signal.SIG_DFL)
+        with _held(self._installed):
+            for signum in self._installed:
+                signal.signal(signum, signal.SIG_DFL)
         self._installed.clear()
 
     def run(self, flow: Coroutine[Any, Any, None]) -> None:
@@ -188,6 +191,20 @@ def _wait(
     timeout = max(0.0, deadline - time.monotonic())
     _, pending = loop.run_until_complete(asyncio.wait(tasks, timeout=timeout))
     return pending
+
+
+@contextlib.contextmanager
+def _held(signals: list[int]) -> Iterator[None]:
+    """``signals`` blocked for the main thread meanwhile: one that comes stays pending, and is
+    delivered under whatever handler is in place once they are unblocked."""
+    if not signals or not hasattr(signal, "pthread_sigmask"):  # Windows
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
 
 
 @contextlib.contextmanager
