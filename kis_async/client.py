@@ -3,7 +3,8 @@
 The client builds the parts and holds them: the :class:`~kis_async.wire.Wire` (the session),
 the :class:`~kis_async.auth.TokenManager` with its issuer and store, the pacer (this process's
 :class:`~kis_async.throttle.Throttle`, or Redis's), and the :class:`~kis_async.transport.Transport`
-that takes one call through them. Its methods say *what* to ask KIS; the transport says how.
+that takes one call through them. Its methods say *what* to ask KIS, and whether it is a single
+call or bulk work (:class:`~kis_async.pacing.Priority`); the transport says how.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ from .models import (
     decode_sellable,
     pick_sellable,
 )
-from .pace import Pace
+from .pace import DEFAULT_MARGIN, Pace
+from .pacing import Call, Pacer, Priority
 from .retry import RetryPolicy
-from .throttle import DEFAULT_MARGIN, Pacer, Throttle
+from .throttle import Throttle
 from .tokencache import FileTokenStore, TokenCache
 from .transport import Response, Transport
 from .wire import Wire
@@ -80,6 +82,8 @@ DEFAULT_TOKEN_CACHE: Final = _DefaultTokenCache()
 _MAX_CONCURRENCY = 1024
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _MAX_RATE = 1_000_000.0
+_SELLABLE = Call(spec.SELLABLE_TR_ID, Priority.INTERACTIVE)
+_SELLABLE_BULK = Call(spec.SELLABLE_TR_ID, Priority.BULK)
 
 
 class KISClient:
@@ -170,7 +174,7 @@ class KISClient:
         self._wire: Wire | None = None
         self._shared: Shared | None = None
         self._tokens: TokenManager | None = None
-        self._pacer: Pacer | None = None
+        self._pacer: Pacer[Any] | None = None
         self._transport: Transport | None = None
 
     @classmethod
@@ -192,7 +196,7 @@ class KISClient:
     async def __aenter__(self) -> KISClient:
         if self._wire is not None and not self._wire.closed:
             raise RuntimeError("this KISClient is already open")
-        pacer: Pacer
+        pacer: Pacer[Any]
         store: TokenStore | None
         if self._redis_url is not None:
             from .redis_backend import open_shared
@@ -277,7 +281,7 @@ class KISClient:
         Raises ``ValueError`` for a malformed ticker before any request, and a
         :class:`~kis_async.errors.KISError` subclass if KIS refuses or the answer is unusable.
         """
-        return await self._sellable(validate.normalize_pdno(pdno))
+        return await self._sellable(_SELLABLE, validate.normalize_pdno(pdno))
 
     async def check_sellable(self, pdnos: Iterable[str]) -> Batch[SellableQuantity]:
         """Check every ticker concurrently at the full call limit; never raises for one ticker.
@@ -288,7 +292,8 @@ class KISClient:
         flight.
         """
         codes = validate.normalize_pdnos(pdnos)
-        return await batch.collect(codes, self._sellable, self.max_concurrency)
+        sellable = functools.partial(self._sellable, _SELLABLE_BULK)
+        return await batch.collect(codes, sellable, self.max_concurrency)
 
     def iter_sellable(
         self, pdnos: Iterable[str]
@@ -299,7 +304,8 @@ class KISClient:
         cancels the calls still in flight once the generator is closed (``aclose()``).
         """
         codes = validate.normalize_pdnos(pdnos)
-        return batch.stream(codes, self._sellable, self.max_concurrency)
+        sellable = functools.partial(self._sellable, _SELLABLE_BULK)
+        return batch.stream(codes, sellable, self.max_concurrency)
 
     @overload
     async def get(
@@ -458,10 +464,10 @@ class KISClient:
         """
         return await self.check_sellable(await self.held_tickers())
 
-    async def _sellable(self, pdno: str) -> SellableQuantity:
+    async def _sellable(self, call: Call, pdno: str) -> SellableQuantity:
         response = await self._require_transport().get(
             spec.SELLABLE_PATH,
-            tr_id=spec.SELLABLE_TR_ID,
+            call=call,
             params=self._sellable_query + pdno,
             decode=functools.partial(decode_sellable, pdno=pdno),
             pdno=pdno,
@@ -473,7 +479,7 @@ class KISClient:
     ) -> Response[Envelope]:
         return await self._require_transport().get(
             validate.checked_path(path),
-            tr_id=validate.checked_tr_id(tr_id),
+            call=Call(validate.checked_tr_id(tr_id)),
             params=validate.checked_params(params),
             decode=decode_envelope,
             headers={"tr_cont": tr_cont} if tr_cont else None,

@@ -30,7 +30,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
@@ -39,9 +39,10 @@ from redis.exceptions import RedisError
 from . import config
 from .auth import Token, appkey_digest
 from .errors import RateLimitError, TransportError
-from .pace import Pace, after_clean, after_refusal
+from .pace import DEFAULT_MARGIN, HISTORY, TIMER_SLACK, Pace, after_clean, after_refusal
+from .pacing import Call, Line, Pacer, log_change
 from .retry import RetryPolicy
-from .throttle import DEFAULT_MARGIN, HISTORY, TIMER_SLACK, Line, Throttle, Ticket, log_change
+from .throttle import Throttle, Ticket
 
 log = logging.getLogger(__name__)
 progress = logging.getLogger(config.PROGRESS_LOGGER)
@@ -157,15 +158,28 @@ def open_shared(
     )
 
 
-class RedisPacer:
+class Booking(NamedTuple):
+    """A departure booked on the shared schedule: its slot (seconds on the Redis clock), and its
+    member in the departures set."""
+
+    sent_at: float
+    member: str
+
+
+class RedisPacer(Pacer[Booking | Ticket]):
     """One pace for everyone sharing ``key``: at most the learned limit in any window.
 
-    Callers in this process queue in a :class:`~kis_async.throttle.Line`; only the head books a
+    Callers in this process queue in a :class:`~kis_async.pacing.Line`; only the head books a
     slot (so a pace cut binds every process's next call, give or take one booked slot each),
     sleeps until it, and leaves. A refusal is learned from with the same rule as in one process
     (:func:`~kis_async.pace.after_refusal`), counting every process's departures, and the result
     is stored only if no other process changed the pace first (a compare-and-set on a version):
     four processes refused together slow down once, together.
+
+    Its tickets are a :class:`Booking`, or the fallback :class:`~kis_async.throttle.Throttle`'s
+    :class:`~kis_async.throttle.Ticket` for a call it let out alone while Redis was down
+    (``fail_open``). Every slot is booked in Redis, which takes a round trip, so it keeps the
+    contract's :meth:`~kis_async.pacing.Pacer.try_acquire`, which never grants one at once.
     """
 
     def __init__(
@@ -202,24 +216,21 @@ class RedisPacer:
     def refusals(self) -> int:
         return self._refusals
 
-    def try_acquire(self) -> Ticket | None:
-        """Never at once: every slot is booked in Redis."""
-        return None
-
-    async def acquire(self) -> Ticket:
+    async def acquire(self, call: Call) -> Booking | Ticket:
         """Wait for this call's slot; raises if Redis stays down (fail closed) or the wait is
         longer than ``max_wait``."""
         async with self._line.turn():
             while not self._line.closed:
                 if self._bound:
                     await self._store(after_clean(self._pace, now=self._redis_now), "probing up")
+                member = self._next_member()
                 try:
-                    answer = await self._book_next()
+                    answer = await self._book_next(member)
                 except TransportError as exc:
                     if self._fallback is None:
                         raise
                     log.warning("%s; pacing this process alone", exc.reason)
-                    return await self._fallback.acquire()
+                    return await self._fallback.acquire(call)
                 wait_us, now_us = int(answer[0]), int(answer[1])
                 self._redis_now = now_us / 1e6
                 if wait_us == -2:
@@ -235,16 +246,20 @@ class RedisPacer:
                 self._bound = wait_us > 0
                 if wait_us:
                     await self._line.sleep(wait_us / 1e6)
-                return Ticket((now_us + wait_us) / 1e6, self._number, shared=True)
-            return Ticket(self._redis_now, 0, shared=True)
+                return Booking((now_us + wait_us) / 1e6, member)
+            return Booking(self._redis_now, "")
 
-    async def _book_next(self) -> list[Any]:
-        """Book the next slot at the pace this process knows (the script says if it is stale).
+    def _next_member(self) -> str:
+        self._number += 1
+        return f"{self._id}:{self._number}"
+
+    async def _book_next(self, member: str) -> list[Any]:
+        """Book ``member`` the next slot at the pace this process knows (the script says if the
+        pace is stale).
 
         Failing open, a Redis fault is not ridden out: this process paces itself at once (and
         a refusal of a call it let out is learned by that local pacer).
         """
-        self._number += 1
         pace = self._pace
         args: list[str | int] = [
             self._version,
@@ -252,7 +267,7 @@ class RedisPacer:
             round(pace.window * 1e6),
             pace.window_calls,
             self._max_wait_us,
-            f"{self._id}:{self._number}",
+            member,
             round(HISTORY * 1e6),
             round(TIMER_SLACK * 1e6),
         ]
@@ -266,18 +281,17 @@ class RedisPacer:
     def close(self) -> None:
         self._line.close()
 
-    async def refused(self, ticket: Ticket) -> None:
+    async def refused(self, ticket: Booking | Ticket) -> None:
         """Learn from a refusal, counting the calls every process sent in the second before."""
         self._refusals += 1
-        if not ticket.shared:
+        if isinstance(ticket, Ticket):
             if self._fallback is not None:
                 await self._fallback.refused(ticket)
             return
-        member = f"{self._id}:{ticket.number}"
         try:
             answer = await self._refused(
                 keys=[self._departures, self._keys[2]],
-                args=[member, round(ticket.sent_at * 1e6)],
+                args=[ticket.member, round(ticket.sent_at * 1e6)],
             )
         except (RedisError, OSError) as exc:
             log.warning("shared pacer unreachable (%s); refusal not shared", type(exc).__name__)

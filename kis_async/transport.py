@@ -16,8 +16,10 @@ pacer, send (:class:`~kis_async.wire.Wire`), decode (:mod:`kis_async.models`), j
   is remembered: every later call, and every call already waiting for the pacer, gets a copy
   of it without asking KIS again (the account will not become valid mid-session).
 
-Every try goes through the pacer, retries and renewals included, so every call KIS counts is
-paced. Token issuance is not: KIS limits it separately, and :mod:`kis_async.auth` paces it.
+Every try goes through the pacer (:class:`~kis_async.pacing.Pacer`), retries and renewals
+included, so every call KIS counts is paced; the pacer is told what the call is (its tr_id and
+priority, a :class:`~kis_async.pacing.Call`). Token issuance is not paced: KIS limits it
+separately, and :mod:`kis_async.auth` paces it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Mapping
-from typing import Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 import msgspec
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -35,8 +37,8 @@ from .auth import TokenManager
 from .corporate import Corporate, with_gt_uid
 from .errors import AccountError
 from .models import Envelope, read_answer
+from .pacing import Call, Pacer
 from .retry import RetryPolicy
-from .throttle import Pacer
 from .verdict import Fail, Ok, Renew, Retry, classify, parse_retry_after
 from .wire import Wire
 
@@ -69,7 +71,7 @@ class Transport:
         wire: Wire,
         *,
         tokens: TokenManager,
-        pacer: Pacer,
+        pacer: Pacer[Any],
         retry: RetryPolicy,
         app_key: str,
         app_secret: str,
@@ -99,7 +101,7 @@ class Transport:
         self,
         path: str,
         *,
-        tr_id: str,
+        call: Call,
         params: Mapping[str, str] | str,
         decode: Callable[[bytes], E],
         pdno: str | None = None,
@@ -107,12 +109,14 @@ class Transport:
     ) -> Response[E]:
         """GET an API path and decode the answer; raises a :class:`~kis_async.KISError`.
 
+        ``call`` names the tr_id (sent as that header) and the call's priority, for the pacer;
         ``params`` is the query, as a mapping or a string already encoded.
         """
+        tr_id = call.tr_id
         token = self._tokens.fresh() or await self._tokens.get()
         retries = renewals = 0
         while True:
-            ticket = self._pacer.try_acquire() or await self._pacer.acquire()
+            ticket = self._pacer.try_acquire(call) or await self._pacer.acquire(call)
             if self._refused is not None:
                 raise copy.copy(self._refused)
             reply = await self._wire.send(
