@@ -5,6 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 from .auth import Token
 from .batch import Batch, Outcome
 from .client import DEFAULT_TOKEN_CACHE, ClientStats, KISClient
+from .clock import Clock
 from .corporate import Corporate
 from .errors import (
     AccountError,
@@ -37,6 +38,7 @@ __all__ = [
     "AuthError",
     "Batch",
     "ClientStats",
+    "Clock",
     "Corporate",
     "DecodeError",
     "KISClient",

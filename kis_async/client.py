@@ -3,8 +3,9 @@
 The client builds the parts and holds them: the :class:`~kis_async.wire.Wire` (the session),
 the :class:`~kis_async.auth.TokenManager` with its issuer and store, the pacer (this process's
 :class:`~kis_async.throttle.Throttle`, or Redis's), and the :class:`~kis_async.transport.Transport`
-that takes one call through them. Its methods say *what* to ask KIS, and whether it is a single
-call or bulk work (:class:`~kis_async.pacing.Priority`); the transport says how.
+that takes one call through them, all on the one :class:`~kis_async.clock.Clock` it was given.
+Its methods say *what* to ask KIS, and whether it is a single call or bulk work
+(:class:`~kis_async.pacing.Priority`); the transport says how.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 from . import batch, config, spec, validate
 from .auth import TokenIssuer, TokenManager, TokenStore
 from .batch import Batch, Outcome
+from .clock import SYSTEM_CLOCK, Clock, checked_clock
 from .corporate import Corporate
 from .errors import PagingError
 from .models import (
@@ -118,6 +120,9 @@ class KISClient:
         appkey through this Redis (needs the ``redis`` extra; see
         :mod:`kis_async.redis_backend`). ``redis_fail_open`` paces locally while Redis is down
         instead of failing the calls.
+    :param clock: where every part of the client reads the time and waits: pacing, retries'
+        backoff, token expiry and issuance (a :class:`~kis_async.Clock`; the system's by
+        default). A test may pass one of its own.
     """
 
     def __init__(
@@ -138,6 +143,7 @@ class KISClient:
         token_issue_interval: float = spec.TOKEN_ISSUE_INTERVAL,
         redis_url: str | None = None,
         redis_fail_open: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         self._app_key = validate.checked_key("app_key", app_key, max_length=spec.APP_KEY_MAX_LENGTH)
         self._app_secret = validate.checked_key(
@@ -171,6 +177,8 @@ class KISClient:
         if not isinstance(redis_fail_open, bool):
             raise TypeError("redis_fail_open must be True or False")
         self._redis_fail_open = redis_fail_open
+        self.clock = SYSTEM_CLOCK if clock is None else checked_clock(clock)
+        """The clock every part of this client reads and waits on."""
         self._wire: Wire | None = None
         self._shared: Shared | None = None
         self._tokens: TokenManager | None = None
@@ -208,10 +216,11 @@ class KISClient:
                 rate=self.rate_limit,
                 margin=self.pace_margin,
                 fail_open=self._redis_fail_open,
+                clock=self.clock,
             )
             pacer, store = self._shared.pacer, self._shared.store
         else:
-            pacer = Throttle(self.rate_limit, margin=self.pace_margin)
+            pacer = Throttle(self.rate_limit, margin=self.pace_margin, clock=self.clock)
             store = FileTokenStore(self._token_cache) if self._token_cache else None
         self._wire = Wire(self.base_url, timeout=self.timeout, connections=self.max_concurrency)
         issuer = TokenIssuer(
@@ -220,8 +229,11 @@ class KISClient:
             app_secret=self._app_secret,
             retry=self.retry,
             issue_interval=self.token_issue_interval,
+            clock=self.clock,
         )
-        self._tokens = TokenManager(issuer, store=store, issue_interval=self.token_issue_interval)
+        self._tokens = TokenManager(
+            issuer, store=store, issue_interval=self.token_issue_interval, clock=self.clock
+        )
         self._pacer = pacer
         self._transport = Transport(
             self._wire,
@@ -233,6 +245,7 @@ class KISClient:
             custtype=self.custtype,
             corporate=self._corporate,
             redact=self.account.redact,
+            clock=self.clock,
         )
         return self
 

@@ -26,6 +26,7 @@ from typing import Generic, TypeVar
 import msgspec
 
 from . import config
+from .clock import Clock
 from .pace import Pace
 
 progress = logging.getLogger(config.PROGRESS_LOGGER)
@@ -97,7 +98,8 @@ class Line:
     late caller overtake one that has waited breaks the order every caller relies on.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._nap: asyncio.Future[None] | None = None
         self.closed = False
@@ -112,12 +114,15 @@ class Line:
         loop = asyncio.get_running_loop()
         nap: asyncio.Future[None] = loop.create_future()
         self._nap = nap
-        timer = loop.call_later(delay, _wake, nap)
+        timer = loop.create_task(self._clock.sleep(delay))
+        timer.add_done_callback(lambda _: _wake(nap))
         try:
             await nap
         finally:
             timer.cancel()
             self._nap = None
+        if timer.done() and not timer.cancelled():
+            timer.result()  # the clock's own failure, if it had one
 
     def close(self) -> None:
         """End every wait in line now, and every later one before it starts."""

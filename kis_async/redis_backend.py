@@ -17,16 +17,17 @@ unless a client is given a ``redis_url``. :func:`open_shared` is the one entry p
 
 When Redis cannot be reached the pacer fails closed by default (the call fails with a
 :class:`~kis_async.errors.TransportError`); with ``fail_open=True`` it paces this process alone
-instead, which keeps it working but can exceed the shared budget.
+instead, which keeps it working but can exceed the shared budget. Every local wait, for a slot,
+through an outage, for another process's lock, is on the client's
+:class:`~kis_async.clock.Clock`; the slots themselves are on the Redis server's clock, the one
+clock every process shares.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import secrets
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from redis.exceptions import RedisError
 
 from . import config
 from .auth import Token, appkey_digest
+from .clock import SYSTEM_CLOCK, Clock
 from .errors import RateLimitError, TransportError
 from .pace import DEFAULT_MARGIN, HISTORY, TIMER_SLACK, Pace, after_clean, after_refusal
 from .pacing import Call, Line, Pacer, log_change
@@ -108,7 +110,7 @@ _OUTAGE = RetryPolicy(max_retries=8, backoff=0.1, max_backoff=1.0)
 
 
 async def _through_outage(
-    what: str, call: Callable[[], Awaitable[R]], *, patient: bool = True
+    what: str, call: Callable[[], Awaitable[R]], *, clock: Clock, patient: bool = True
 ) -> R:
     """``call()``, retried while Redis is unreachable (if ``patient``); then a
     :class:`TransportError`."""
@@ -120,7 +122,7 @@ async def _through_outage(
             failure = type(exc).__name__
         if attempt < retries:
             log.info("%s unreachable (%s); trying again", what, failure)
-            await _OUTAGE.sleep(_OUTAGE.delay(attempt))
+            await clock.sleep(_OUTAGE.delay(attempt))
     raise TransportError(f"{what} unreachable ({failure})", source="redis")
 
 
@@ -144,6 +146,7 @@ def open_shared(
     rate: float,
     margin: float = DEFAULT_MARGIN,
     fail_open: bool = False,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Shared:
     """Connect to ``url`` (``redis://host:port/db``) and share this appkey's budget and token.
 
@@ -152,8 +155,10 @@ def open_shared(
     connection = aioredis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
     key = f"kis_async:{appkey_digest(app_key, host)}"
     return Shared(
-        RedisPacer(connection, key + ":calls", rate, margin=margin, fail_open=fail_open),
-        RedisTokenStore(connection, key + ":token", fail_open=fail_open),
+        RedisPacer(
+            connection, key + ":calls", rate, margin=margin, fail_open=fail_open, clock=clock
+        ),
+        RedisTokenStore(connection, key + ":token", fail_open=fail_open, clock=clock),
         connection,
     )
 
@@ -191,6 +196,7 @@ class RedisPacer(Pacer[Booking | Ticket]):
         margin: float = DEFAULT_MARGIN,
         max_wait: float = 30.0,
         fail_open: bool = False,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._departures = f"{key}:departures"
         self._keys = [self._departures, f"{key}:next", f"{key}:pace:{rate:g}:{margin:g}"]
@@ -198,10 +204,11 @@ class RedisPacer(Pacer[Booking | Ticket]):
         self._book = client.register_script(_BOOK)
         self._refused = client.register_script(_REFUSED)
         self._set_pace = client.register_script(_SET_PACE)
-        self._fallback = Throttle(rate, margin=margin) if fail_open else None
+        self._clock = clock
+        self._fallback = Throttle(rate, margin=margin, clock=clock) if fail_open else None
         self._pace = Pace.start(rate, margin)
         self._version = "0"
-        self._line = Line()
+        self._line = Line(clock)
         self._id = secrets.token_hex(6)
         self._number = 0
         self._redis_now = 0.0
@@ -274,6 +281,7 @@ class RedisPacer(Pacer[Booking | Ticket]):
         answer: list[Any] = await _through_outage(
             "shared pacer",
             lambda: self._book(keys=self._keys, args=args),
+            clock=self._clock,
             patient=self._fallback is None,
         )
         return answer
@@ -332,8 +340,10 @@ class RedisPacer(Pacer[Booking | Ticket]):
 class RedisTokenStore:
     """The appkey's token in Redis, with a lock (and a timeout on it) around issuance.
 
-    Failing open (``fail_open=True``), an unreachable Redis is not waited for: this process
-    issues and keeps its own token meanwhile, as it would without Redis.
+    Waiting for another process's lock polls it every ``poll`` seconds on the client's clock, and
+    says so at WARNING every ``warn_every`` seconds, for at most ``lock_wait`` seconds. Failing
+    open (``fail_open=True``), an unreachable Redis is not waited for: this process issues and
+    keeps its own token meanwhile, as it would without Redis.
     """
 
     def __init__(
@@ -346,6 +356,7 @@ class RedisTokenStore:
         poll: float = 0.05,
         warn_every: float = 10.0,
         fail_open: bool = False,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._fail_open = fail_open
         self._redis = client
@@ -355,6 +366,7 @@ class RedisTokenStore:
         self._lock_wait = lock_wait
         self._poll = poll
         self._warn_every = warn_every
+        self._clock = clock
         self._discard = client.register_script(_DELETE_IF_TOKEN)
 
     def lock(self) -> AbstractAsyncContextManager[object]:
@@ -362,37 +374,38 @@ class RedisTokenStore:
 
     @contextlib.asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
-        lock = self._redis.lock(
-            self._lock_key, timeout=self._lock_timeout, sleep=self._poll, thread_local=False
-        )
+        lock = self._redis.lock(self._lock_key, timeout=self._lock_timeout, thread_local=False)
         token = secrets.token_hex(16)
-        started = time.monotonic()
-        acquired = await self._call(
-            lambda: lock.acquire(token=token, blocking=False), otherwise=True
-        )
+
+        async def take() -> bool:
+            taken: bool = await self._call(
+                lambda: lock.acquire(token=token, blocking=False), otherwise=True
+            )
+            return taken
+
+        now = self._clock.monotonic
+        started = warned = now()
+        acquired = await take()
         if not acquired:
             progress.info("waiting for another process's token lock: it is issuing the token")
         while not acquired:
-            budget = max(self._poll, started + self._lock_wait - time.monotonic())
-            acquired = await self._call(
-                functools.partial(
-                    lock.acquire, token=token, blocking_timeout=min(self._warn_every, budget)
-                ),
-                otherwise=True,
-            )
-            waited = time.monotonic() - started
+            await self._clock.sleep(self._poll)
+            acquired = await take()
+            waited = now() - started
             if acquired:
                 break
             if waited >= self._lock_wait:
                 raise TransportError(
                     "another process has held the token lock too long", source="redis"
                 )
-            log.warning(
-                "waiting %.0f s for another process's token lock (a crashed holder's lock "
-                "expires after %.0f s)",
-                waited,
-                self._lock_timeout,
-            )
+            if now() - warned >= self._warn_every:
+                warned = now()
+                log.warning(
+                    "waiting %.0f s for another process's token lock (a crashed holder's lock "
+                    "expires after %.0f s)",
+                    waited,
+                    self._lock_timeout,
+                )
         try:
             yield
         finally:
@@ -410,7 +423,7 @@ class RedisTokenStore:
             return None
 
     async def save(self, token: Token) -> None:
-        ttl_ms = max(1, round((token.expires_at - time.time()) * 1000))
+        ttl_ms = max(1, round((token.expires_at - self._clock.time()) * 1000))
         encoded = msgspec.json.encode(token)
         await self._call(lambda: self._redis.set(self._key, encoded, px=ttl_ms))
 
@@ -420,7 +433,9 @@ class RedisTokenStore:
     async def _call(self, call: Callable[[], Awaitable[Any]], otherwise: Any = None) -> Any:
         """``call()`` through an outage; failing open, ``otherwise`` at once instead."""
         try:
-            return await _through_outage("token store", call, patient=not self._fail_open)
+            return await _through_outage(
+                "token store", call, clock=self._clock, patient=not self._fail_open
+            )
         except TransportError as exc:
             if not self._fail_open:
                 raise

@@ -1,15 +1,15 @@
 """How long to wait before trying again: the one place that computes a retry's delay.
 
 Whether to retry is :func:`kis_async.verdict.classify`'s decision; the loops in the transport and
-the token issuer ask :class:`RetryPolicy` only for the delay and for how many tries there are.
+the token issuer ask :class:`RetryPolicy` only for the delay and for how many tries there are, and
+wait on the client's clock.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import validate
@@ -20,8 +20,8 @@ class RetryPolicy:
     """Exponential backoff with jitter, bounded, honouring a server's ``Retry-After``.
 
     Pass one to :class:`~kis_async.KISClient` as ``retry=RetryPolicy(max_retries=3)``, the way
-    aiohttp takes a ``ClientTimeout``. ``uniform`` and ``sleep`` are injectable so a test can
-    check delays without a clock.
+    aiohttp takes a ``ClientTimeout``. ``uniform`` is injectable so a test can check delays
+    without chance; the waits themselves are the client's clock's (``KISClient(clock=...)``).
     """
 
     max_retries: int = 5
@@ -32,7 +32,6 @@ class RetryPolicy:
     max_retry_after: float = 30.0
     """The longest ``Retry-After`` honoured; a server asking for more gets this much."""
     uniform: Callable[[float, float], float] = field(default=random.uniform, repr=False)
-    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, repr=False)
 
     def __post_init__(self) -> None:
         validate.count("max_retries", self.max_retries, minimum=0, maximum=100)

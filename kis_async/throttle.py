@@ -19,8 +19,8 @@ committed. :class:`Throttle` is therefore a FIFO gate written for this job rathe
 
 A caller that finds the gate empty and the pace free leaves without awaiting anything.
 
-What it guarantees, in ``time.monotonic`` seconds, however many tasks call it and however late
-their wake-ups:
+What it guarantees, on its clock's :meth:`~kis_async.clock.Clock.monotonic` seconds, however
+many tasks call it and however late their wake-ups:
 
 - calls leave in the order they asked (until :meth:`Throttle.close`, which lets every waiting
   and later caller go at once);
@@ -33,11 +33,11 @@ their wake-ups:
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from typing import NamedTuple
 
 from . import validate
+from .clock import SYSTEM_CLOCK, Clock
 from .pace import DEFAULT_MARGIN, HISTORY, TIMER_SLACK, Pace, after_clean, after_refusal
 from .pacing import Call, Line, Pacer, log_change
 
@@ -45,7 +45,7 @@ _EPSILON = 1e-6
 
 
 class Ticket(NamedTuple):
-    """One departure: when it left on the pacer's clock, and which call it was."""
+    """One departure: when it left on the throttle's clock, and which call it was."""
 
     sent_at: float
     number: int
@@ -55,12 +55,16 @@ class Throttle(Pacer[Ticket]):
     """Evenly spaced departures, never more than the learned limit in any window.
 
     One instance is shared by every request of a client, retries included, so the whole client
-    stays under the limit however many tasks call it at once. Its tickets are :class:`Ticket`.
+    stays under the limit however many tasks call it at once. Its tickets are :class:`Ticket`;
+    every reading of time and every wait is ``clock``'s.
     """
 
-    def __init__(self, rate: float, *, margin: float = DEFAULT_MARGIN) -> None:
+    def __init__(
+        self, rate: float, *, margin: float = DEFAULT_MARGIN, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         rate = validate.positive("rate", rate)
         margin = validate.non_negative("margin", margin, below=1.0)
+        self._now = clock.monotonic
         self._pace = Pace.start(rate, margin)
         self._interval = self._window = self._horizon = self._slack = 0.0
         self._calls = 1
@@ -68,7 +72,7 @@ class Throttle(Pacer[Ticket]):
         self._sent: deque[Ticket] = deque()
         """Un-refused departures of the last window plus a second, oldest first."""
         self._next_at = float("-inf")
-        self._line = Line()
+        self._line = Line(clock)
         self._number = 0
         self._refusals = 0
 
@@ -82,7 +86,7 @@ class Throttle(Pacer[Ticket]):
 
     def try_acquire(self, call: Call) -> Ticket | None:
         """Leave now without awaiting anything, if the line is empty and the pace allows it."""
-        now = time.monotonic()
+        now = self._now()
         if self._line.closed or (self._line.empty and self._due(now) <= 0):
             return self._leave(now)
         return None
@@ -94,7 +98,7 @@ class Throttle(Pacer[Ticket]):
             return ticket
         async with self._line.turn():
             while True:
-                now = time.monotonic()
+                now = self._now()
                 self._learn(after_clean(self._pace, now=now), "probing up")
                 wait = self._due(now)
                 if wait <= 0 or self._line.closed:
@@ -109,7 +113,7 @@ class Throttle(Pacer[Ticket]):
             sent.remove(ticket)
         start = ticket.sent_at - 1.0
         accepted = sum(1 for t in sent if start < t.sent_at < ticket.sent_at)
-        now = time.monotonic()
+        now = self._now()
         self._learn(
             after_refusal(self._pace, sent_at=ticket.sent_at, accepted=accepted, now=now),
             f"the gateway refused a call ({accepted} accepted in the second before)",

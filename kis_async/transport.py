@@ -9,9 +9,9 @@ pacer, send (:class:`~kis_async.wire.Wire`), decode (:mod:`kis_async.models`), j
   refused) and repeat. A call survives two token deaths (say, revoked and then expired while it
   was in flight); a third means KIS refuses every token it issues, and re-issuing again would
   only spam the account holder;
-- ``Retry``: wait as :class:`~kis_async.retry.RetryPolicy` says and repeat, at most
-  ``max_retries`` times; a renewal is not a retry and does not use one up. A refusal for the
-  call rate (``EGW00201``) is first reported to the pacer, which learns from it;
+- ``Retry``: wait as :class:`~kis_async.retry.RetryPolicy` says, on the client's clock, and
+  repeat, at most ``max_retries`` times; a renewal is not a retry and does not use one up. A
+  refusal for the call rate (``EGW00201``) is first reported to the pacer, which learns from it;
 - ``Fail``, or tries spent: raise the verdict's error. An :class:`~kis_async.errors.AccountError`
   is remembered: every later call, and every call already waiting for the pacer, gets a copy
   of it without asking KIS again (the account will not become valid mid-session).
@@ -34,6 +34,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import spec
 from .auth import TokenManager
+from .clock import SYSTEM_CLOCK, Clock
 from .corporate import Corporate, with_gt_uid
 from .errors import AccountError
 from .models import Envelope, read_answer
@@ -60,7 +61,8 @@ class Response(msgspec.Struct, Generic[E], frozen=True):
 
 
 class Transport:
-    """API calls for one client: one wire, one token manager, one pacer, one retry policy.
+    """API calls for one client: one wire, one token manager, one pacer, one retry policy, one
+    clock.
 
     ``redact`` is applied to the message of every error answer, so that the account number KIS
     may quote in it reaches no log or exception whole.
@@ -78,8 +80,10 @@ class Transport:
         custtype: str,
         corporate: Corporate | None = None,
         redact: Callable[[str], str] = str,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._wire = wire
+        self._clock = clock
         self._redact = redact
         self._tokens = tokens
         self._pacer = pacer
@@ -126,7 +130,8 @@ class Transport:
             if isinstance(outcome, Envelope) and outcome.rt_cd != spec.RT_OK:
                 outcome.msg1 = self._redact(outcome.msg1)
             status = reply.status
-            wait = parse_retry_after(reply.headers.get("Retry-After")) if status >= 400 else None
+            asked = reply.headers.get("Retry-After") if status >= 400 else None
+            wait = parse_retry_after(asked, now=self._clock.time()) if asked else None
             verdict = classify(status, outcome, retry_after=wait, tr_id=tr_id, pdno=pdno)
             if isinstance(verdict, Retry) and verdict.throttled:
                 await self._pacer.refused(ticket)
@@ -140,7 +145,7 @@ class Transport:
                 case Retry() if retries < self._retry.max_retries:
                     delay = self._retry.delay(retries, verdict.after)
                     log.debug("retry %d in %.2f s after: %s", retries + 1, delay, verdict.error)
-                    await self._retry.sleep(delay)
+                    await self._clock.sleep(delay)
                     retries += 1
                     self.retries += 1
                     token = await self._tokens.get()
