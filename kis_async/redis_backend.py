@@ -14,6 +14,7 @@ unless a client is given a ``redis_url``. :func:`open_shared` is the one entry p
 - :class:`RedisTokenStore` keeps the token in Redis and holds redis-py's :class:`~redis.lock.Lock`
   (with a timeout) around issuance, so one process issues and the others read; a holder that
   crashes frees the lock when it times out, and the others say so at WARNING while they wait.
+- :class:`Keys` names every key, in one place.
 
 When Redis cannot be reached the pacer fails closed by default (the call fails with a
 :class:`~kis_async.errors.TransportError`); with ``fail_open=True`` it paces this process alone
@@ -51,55 +52,118 @@ progress = logging.getLogger(config.PROGRESS_LOGGER)
 
 R = TypeVar("R")
 
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Every key kis_async keeps in Redis for one appkey on one host.
+
+    ``name`` is :func:`~kis_async.auth.appkey_digest` of the appkey and host, a hash: neither is
+    written to Redis. It is every key's hash tag (the part in braces), so all of one appkey's
+    keys, and so every script's, fall in one hash slot, as Redis Cluster requires:
+
+    - ``kis_async:{name}:departures``: a sorted set of every process's un-refused calls, scored
+      by their slot (microseconds on the Redis clock), members ``<process>:<number>``;
+    - ``kis_async:{name}:next``: the next ideal slot, in microseconds;
+    - ``kis_async:{name}:pace:<rate>:<margin>``: a hash, ``version`` and ``pace`` (JSON): the
+      pace learned from refusals, kept apart for each configured ceiling and margin;
+    - ``kis_async:{name}:token``: the access token (JSON), expiring when it does;
+    - ``kis_async:{name}:token:lock``: redis-py's lock around issuance.
+    """
+
+    name: str
+
+    @classmethod
+    def of(cls, app_key: str, host: str) -> Keys:
+        """The keys of ``app_key`` on ``host``."""
+        return cls(appkey_digest(app_key, host))
+
+    @property
+    def _prefix(self) -> str:
+        return f"kis_async:{{{self.name}}}"
+
+    @property
+    def departures(self) -> str:
+        return f"{self._prefix}:departures"
+
+    @property
+    def next_slot(self) -> str:
+        return f"{self._prefix}:next"
+
+    def pace(self, rate: float, margin: float) -> str:
+        return f"{self._prefix}:pace:{rate:g}:{margin:g}"
+
+    @property
+    def token(self) -> str:
+        return f"{self._prefix}:token"
+
+    @property
+    def token_lock(self) -> str:
+        return f"{self._prefix}:token:lock"
+
+
 _BOOK = """
--- KEYS: 1 departures (zset: un-refused calls, score = slot in us), 2 next ideal slot, 3 pace
--- ARGV: 1 pace version, 2 interval us, 3 window us, 4 window calls, 5 max wait us,
---       6 member, 7 history us, 8 timer slack us
+-- Book the next slot at the pace the caller knows, unless another process changed the pace.
+-- KEYS: departures, next_slot, pace (see Keys)
+-- ARGV: version, interval_us, window_us, window_calls, max_wait_us, member, history_us, slack_us
+-- Returns {wait_us, now_us}; {-1, now_us} if the slot is beyond max_wait (nothing booked);
+-- {-2, now_us, version, pace} if the pace changed (nothing booked).
+local departures, next_slot, pace = KEYS[1], KEYS[2], KEYS[3]
+local version, interval, window = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local calls, max_wait, member = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local history, slack = tonumber(ARGV[7]), tonumber(ARGV[8])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local version = redis.call('HGET', KEYS[3], 'version') or '0'
-if version ~= ARGV[1] then
-  return {-2, now, version, redis.call('HGET', KEYS[3], 'pace') or ''}
+local stored = redis.call('HGET', pace, 'version') or '0'
+if stored ~= version then
+  return {-2, now, stored, redis.call('HGET', pace, 'pace') or ''}
 end
-local interval, window = tonumber(ARGV[2]), tonumber(ARGV[3])
-local calls = tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window - tonumber(ARGV[7]))
-local ideal = tonumber(redis.call('GET', KEYS[2]) or '0')
+redis.call('ZREMRANGEBYSCORE', departures, '-inf', now - window - history)
+local ideal = tonumber(redis.call('GET', next_slot) or '0')
 local slot = math.max(ideal, now)
-local nth = redis.call('ZREVRANGE', KEYS[1], calls - 1, calls - 1, 'WITHSCORES')
+local nth = redis.call('ZREVRANGE', departures, calls - 1, calls - 1, 'WITHSCORES')
 if nth[2] then slot = math.max(slot, tonumber(nth[2]) + window + 1) end
-if slot - now > tonumber(ARGV[5]) then return {-1, now} end
-redis.call('ZADD', KEYS[1], slot, ARGV[6])
-local keep = math.ceil((slot - now + window + tonumber(ARGV[7])) / 1000) + 1000
-redis.call('PEXPIRE', KEYS[1], keep)
-local after = math.max(ideal, slot - tonumber(ARGV[8])) + interval
-redis.call('SET', KEYS[2], string.format('%.0f', after), 'PX', keep)
+if slot - now > max_wait then return {-1, now} end
+redis.call('ZADD', departures, slot, member)
+local keep = math.ceil((slot - now + window + history) / 1000) + 1000
+redis.call('PEXPIRE', departures, keep)
+local after = math.max(ideal, slot - slack) + interval
+redis.call('SET', next_slot, string.format('%.0f', after), 'PX', keep)
 return {slot - now, now}
 """
 
 _REFUSED = """
--- KEYS: 1 departures, 3 pace; ARGV: 1 member, 2 its slot in us
-redis.call('ZREM', KEYS[1], ARGV[1])
-local sent = tonumber(ARGV[2])
-local accepted = redis.call('ZCOUNT', KEYS[1], '(' .. (sent - 1000000), '(' .. sent)
+-- Forget a refused call; count the calls accepted in the second before it.
+-- KEYS: departures, pace (see Keys)
+-- ARGV: member, slot_us (the refused call's)
+-- Returns {accepted, now_us, version, pace}.
+local departures, pace = KEYS[1], KEYS[2]
+local member, sent = ARGV[1], tonumber(ARGV[2])
+redis.call('ZREM', departures, member)
+local accepted = redis.call('ZCOUNT', departures, '(' .. (sent - 1000000), '(' .. sent)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local version = redis.call('HGET', KEYS[2], 'version') or '0'
-return {accepted, now, version, redis.call('HGET', KEYS[2], 'pace') or ''}
+local version = redis.call('HGET', pace, 'version') or '0'
+return {accepted, now, version, redis.call('HGET', pace, 'pace') or ''}
 """
 
 _SET_PACE = """
--- KEYS: 1 pace; ARGV: 1 the version the change was made from, 2 the new pace
-if (redis.call('HGET', KEYS[1], 'version') or '0') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'version', tostring(tonumber(ARGV[1]) + 1), 'pace', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], 86400000)
+-- Store a new pace, if nobody changed it since the version it was learned from.
+-- KEYS: pace (see Keys); ARGV: version, encoded_pace. Returns 1 if stored, else 0.
+local pace = KEYS[1]
+local version, encoded = ARGV[1], ARGV[2]
+if (redis.call('HGET', pace, 'version') or '0') ~= version then return 0 end
+redis.call('HSET', pace, 'version', tostring(tonumber(version) + 1), 'pace', encoded)
+redis.call('PEXPIRE', pace, 86400000)
 return 1
 """
 
 _DELETE_IF_TOKEN = """
-local value = redis.call('GET', KEYS[1])
+-- Delete the stored token if it is still the one KIS refused.
+-- KEYS: token (see Keys); ARGV: access_token. Returns the number of keys deleted.
+local token = KEYS[1]
+local value = redis.call('GET', token)
 if value and cjson.decode(value)['access_token'] == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+  return redis.call('DEL', token)
 end
 return 0
 """
@@ -150,15 +214,14 @@ def open_shared(
 ) -> Shared:
     """Connect to ``url`` (``redis://host:port/db``) and share this appkey's budget and token.
 
-    Keys are named by a hash of ``host`` and ``app_key``; neither is written to Redis.
+    Keys are named by a hash of ``host`` and ``app_key`` (:class:`Keys`); neither is written to
+    Redis.
     """
     connection = aioredis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
-    key = f"kis_async:{appkey_digest(app_key, host)}"
+    keys = Keys.of(app_key, host)
     return Shared(
-        RedisPacer(
-            connection, key + ":calls", rate, margin=margin, fail_open=fail_open, clock=clock
-        ),
-        RedisTokenStore(connection, key + ":token", fail_open=fail_open, clock=clock),
+        RedisPacer(connection, keys, rate, margin=margin, fail_open=fail_open, clock=clock),
+        RedisTokenStore(connection, keys, fail_open=fail_open, clock=clock),
         connection,
     )
 
@@ -172,7 +235,7 @@ class Booking(NamedTuple):
 
 
 class RedisPacer(Pacer[Booking | Ticket]):
-    """One pace for everyone sharing ``key``: at most the learned limit in any window.
+    """One pace for everyone sharing ``keys``: at most the learned limit in any window.
 
     Callers in this process queue in a :class:`~kis_async.pacing.Line`; only the head books a
     slot (so a pace cut binds every process's next call, give or take one booked slot each),
@@ -190,7 +253,7 @@ class RedisPacer(Pacer[Booking | Ticket]):
     def __init__(
         self,
         client: aioredis.Redis,
-        key: str,
+        keys: Keys,
         rate: float,
         *,
         margin: float = DEFAULT_MARGIN,
@@ -198,8 +261,10 @@ class RedisPacer(Pacer[Booking | Ticket]):
         fail_open: bool = False,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._departures = f"{key}:departures"
-        self._keys = [self._departures, f"{key}:next", f"{key}:pace:{rate:g}:{margin:g}"]
+        pace_key = keys.pace(rate, margin)
+        self._book_keys = [keys.departures, keys.next_slot, pace_key]
+        self._refused_keys = [keys.departures, pace_key]
+        self._pace_keys = [pace_key]
         self._max_wait_us = round(max_wait * 1_000_000)
         self._book = client.register_script(_BOOK)
         self._refused = client.register_script(_REFUSED)
@@ -280,7 +345,7 @@ class RedisPacer(Pacer[Booking | Ticket]):
         ]
         answer: list[Any] = await _through_outage(
             "shared pacer",
-            lambda: self._book(keys=self._keys, args=args),
+            lambda: self._book(keys=self._book_keys, args=args),
             clock=self._clock,
             patient=self._fallback is None,
         )
@@ -298,8 +363,7 @@ class RedisPacer(Pacer[Booking | Ticket]):
             return
         try:
             answer = await self._refused(
-                keys=[self._departures, self._keys[2]],
-                args=[ticket.member, round(ticket.sent_at * 1e6)],
+                keys=self._refused_keys, args=[ticket.member, round(ticket.sent_at * 1e6)]
             )
         except (RedisError, OSError) as exc:
             log.warning("shared pacer unreachable (%s); refusal not shared", type(exc).__name__)
@@ -317,7 +381,7 @@ class RedisPacer(Pacer[Booking | Ticket]):
             return
         with contextlib.suppress(RedisError, OSError):
             stored = await self._set_pace(
-                keys=[self._keys[2]], args=[self._version, msgspec.json.encode(pace)]
+                keys=self._pace_keys, args=[self._version, msgspec.json.encode(pace)]
             )
             if stored:
                 self._pace = pace
@@ -338,7 +402,8 @@ class RedisPacer(Pacer[Booking | Ticket]):
 
 
 class RedisTokenStore:
-    """The appkey's token in Redis, with a lock (and a timeout on it) around issuance.
+    """The appkey's token in Redis (:attr:`Keys.token`), with a lock (:attr:`Keys.token_lock`,
+    and a timeout on it) around issuance.
 
     Waiting for another process's lock polls it every ``poll`` seconds on the client's clock, and
     says so at WARNING every ``warn_every`` seconds, for at most ``lock_wait`` seconds. Failing
@@ -349,7 +414,7 @@ class RedisTokenStore:
     def __init__(
         self,
         client: aioredis.Redis,
-        key: str,
+        keys: Keys,
         *,
         lock_timeout: float = 150.0,
         lock_wait: float = 300.0,
@@ -360,8 +425,8 @@ class RedisTokenStore:
     ) -> None:
         self._fail_open = fail_open
         self._redis = client
-        self._key = key
-        self._lock_key = key + ":lock"
+        self._key = keys.token
+        self._lock_key = keys.token_lock
         self._lock_timeout = lock_timeout
         self._lock_wait = lock_wait
         self._poll = poll

@@ -19,8 +19,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from kis_async import Token, TransportError
-from kis_async.redis_backend import RedisTokenStore
-from kis_async.simulator import Simulator
+from kis_async.auth import appkey_digest
+from kis_async.redis_backend import Keys, RedisTokenStore
+from kis_async.simulator import DEMO_APP_KEY, Simulator
 
 from .conftest import ClientFactory, codes
 
@@ -147,12 +148,13 @@ async def test_redis_down_fails_closed(sim: Simulator, make_client: ClientFactor
 async def test_a_crashed_lock_holder_does_not_wedge_the_others(flushed: str) -> None:
     client = aioredis.Redis.from_url(flushed)
     try:
-        store = RedisTokenStore(client, "kis_async:test:token", lock_timeout=5.0, poll=0.01)
-        await client.set("kis_async:test:token:lock", "crashed-owner", px=150)
+        keys = Keys("test")
+        store = RedisTokenStore(client, keys, lock_timeout=5.0, poll=0.01)
+        await client.set(keys.token_lock, "crashed-owner", px=150)
         async with store.lock():
-            assert await client.get("kis_async:test:token:lock") != b"crashed-owner"
+            assert await client.get(keys.token_lock) != b"crashed-owner"
             await store.save(Token("t1", 4e9, 1e9))
-        assert await client.get("kis_async:test:token:lock") is None
+        assert await client.get(keys.token_lock) is None
         assert await store.load() == Token("t1", 4e9, 1e9)
         await store.discard("other")
         assert await store.load() is not None
@@ -194,10 +196,9 @@ async def test_waiting_on_a_dead_lock_holder_is_said_at_warning(
 ) -> None:
     client = aioredis.Redis.from_url(flushed)
     try:
-        store = RedisTokenStore(
-            client, "kis_async:test:token", lock_timeout=5.0, poll=0.01, warn_every=0.05
-        )
-        await client.set("kis_async:test:token:lock", "crashed-owner", px=300)
+        keys = Keys("test")
+        store = RedisTokenStore(client, keys, lock_timeout=5.0, poll=0.01, warn_every=0.05)
+        await client.set(keys.token_lock, "crashed-owner", px=300)
         with caplog.at_level(logging.WARNING, logger="kis_async"):
             async with store.lock():
                 pass
@@ -216,3 +217,32 @@ async def test_redis_down_with_fail_open_goes_on_alone(
     assert sim.stats.token_issuances == 1
     assert "pacing this process alone" in caplog.text
     assert "keeps its own token" in caplog.text
+
+
+def test_every_key_of_an_appkey_shares_one_hash_tag_and_none_holds_the_appkey() -> None:
+    keys = Keys.of("PSappkey1234", "https://openapi.koreainvestment.com:9443")
+    tag = appkey_digest("PSappkey1234", "https://openapi.koreainvestment.com:9443")
+    named = [keys.departures, keys.next_slot, keys.pace(20, 0.02), keys.token, keys.token_lock]
+    assert named == [
+        f"kis_async:{{{tag}}}:departures",
+        f"kis_async:{{{tag}}}:next",
+        f"kis_async:{{{tag}}}:pace:20:0.02",
+        f"kis_async:{{{tag}}}:token",
+        f"kis_async:{{{tag}}}:token:lock",
+    ]
+    assert all("PSappkey1234" not in key and "koreainvestment" not in key for key in named)
+
+
+async def test_a_client_writes_only_its_appkeys_named_keys(
+    sim: Simulator, make_client: ClientFactory, flushed: str
+) -> None:
+    async with make_client(redis_url=flushed, rate_limit=50, token_issue_interval=60.0) as kis:
+        assert (await kis.check_sellable(codes(30))).ok
+    client = aioredis.Redis.from_url(flushed)
+    try:
+        written = {key.decode() for key in await client.keys("*")}
+    finally:
+        await client.aclose()
+    keys = Keys.of(DEMO_APP_KEY, kis.base_url)
+    assert {keys.departures, keys.next_slot, keys.token} <= written
+    assert written <= {keys.departures, keys.next_slot, keys.pace(50, 0.02), keys.token}
