@@ -3,8 +3,9 @@
 Every issuance sends a KakaoTalk message to the account holder and KIS allows one a minute, so
 issuing is treated as expensive:
 
-- :class:`TokenIssuer` is the OAuth exchange itself (``POST /oauth2/tokenP``), with its own
-  retry loop over the same verdicts as API calls (:func:`kis_async.verdict.classify`).
+- :class:`TokenIssuer` is the OAuth exchange itself (``POST /oauth2/tokenP``), retried over the
+  same verdicts as API calls (:func:`kis_async.verdict.classify`) through the same
+  :class:`~kis_async.retry.Backoff`.
 - :class:`TokenManager` decides *when* to issue: a single flight under a lock, a minimum interval
   between issuances (remembered by the store, so a restarted bot honours it too), a failure
   remembered instead of retried by each waiting request, and a re-issue on a refused token that
@@ -35,7 +36,7 @@ from . import config, spec
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import AuthError, DecodeError, KISError
 from .models import TokenAnswer, decode_token, read_answer
-from .retry import RetryPolicy
+from .retry import Backoff, RetryPolicy
 from .verdict import Ok, Retry, classify, parse_retry_after
 from .wire import Wire
 
@@ -94,7 +95,7 @@ class TokenIssuer:
         self._clock = clock
 
     async def __call__(self) -> Token:
-        retries = 0
+        tries = Backoff(self._retry, self._clock, "token request")
         waited_interval = False
         while True:
             reply = await self._wire.send(
@@ -120,13 +121,8 @@ class TokenIssuer:
                         extra={"wait_s": self._interval},
                     )
                     await self._clock.sleep(self._interval)
-                case Retry() if retries < self._retry.max_retries:
-                    delay = self._retry.delay(retries, verdict.after)
-                    log.debug(
-                        "token request retry %d in %.2f s: %s", retries + 1, delay, verdict.error
-                    )
-                    await self._clock.sleep(delay)
-                    retries += 1
+                case Retry() if tries.left:
+                    await tries.wait(verdict.error, verdict.after)
                 case _:
                     raise verdict.error
 

@@ -18,8 +18,10 @@ unless a client is given a ``redis_url``. :func:`open_shared` is the one entry p
 
 When Redis cannot be reached the pacer fails closed by default (the call fails with a
 :class:`~kis_async.errors.TransportError`); with ``fail_open=True`` it paces this process alone
-instead, which keeps it working but can exceed the shared budget. Every local wait, for a slot,
-through an outage, for another process's lock, is on the client's
+instead, which keeps it working but can exceed the shared budget. A command is retried through
+an outage as :data:`OUTAGE` says, with the same :class:`~kis_async.retry.Backoff` as every retry
+(not redis-py's own ``Retry``, which sleeps on asyncio's clock rather than the client's). Every
+local wait, for a slot, through an outage, for another process's lock, is on the client's
 :class:`~kis_async.clock.Clock`; the slots themselves are on the Redis server's clock, the one
 clock every process shares.
 """
@@ -44,7 +46,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .errors import RateLimitError, TransportError
 from .pace import DEFAULT_MARGIN, HISTORY, TIMER_SLACK, Pace, after_clean, after_refusal
 from .pacing import Call, Line, Pacer, log_change
-from .retry import RetryPolicy
+from .retry import Backoff, RetryPolicy
 from .throttle import Throttle, Ticket
 
 log = logging.getLogger(__name__)
@@ -169,8 +171,10 @@ return 0
 """
 
 
-_OUTAGE = RetryPolicy(max_retries=8, backoff=0.1, max_backoff=1.0)
+OUTAGE = RetryPolicy(max_retries=8, backoff=0.1, max_backoff=1.0)
 """How long a Redis blip is ridden out (about 3-5 s, as a restart takes) before failing closed."""
+_AT_ONCE = RetryPolicy(max_retries=0)
+"""Failing open: one try, then this process goes on alone."""
 
 
 async def _through_outage(
@@ -178,16 +182,15 @@ async def _through_outage(
 ) -> R:
     """``call()``, retried while Redis is unreachable (if ``patient``); then a
     :class:`TransportError`."""
-    retries = _OUTAGE.max_retries if patient else 0
-    for attempt in range(retries + 1):
+    tries = Backoff(OUTAGE if patient else _AT_ONCE, clock, "Redis", level=logging.INFO)
+    while True:
         try:
             return await call()
         except (RedisError, OSError) as exc:
-            failure = type(exc).__name__
-        if attempt < retries:
-            log.info("%s unreachable (%s); trying again", what, failure)
-            await clock.sleep(_OUTAGE.delay(attempt))
-    raise TransportError(f"{what} unreachable ({failure})", source="redis")
+            failure = f"{what} unreachable ({type(exc).__name__})"
+        if not tries.left:
+            raise TransportError(failure, source="redis")
+        await tries.wait(failure)
 
 
 @dataclass(frozen=True, slots=True)

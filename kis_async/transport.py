@@ -9,9 +9,10 @@ pacer, send (:class:`~kis_async.wire.Wire`), decode (:mod:`kis_async.models`), j
   refused) and repeat. A call survives two token deaths (say, revoked and then expired while it
   was in flight); a third means KIS refuses every token it issues, and re-issuing again would
   only spam the account holder;
-- ``Retry``: wait as :class:`~kis_async.retry.RetryPolicy` says, on the client's clock, and
-  repeat, at most ``max_retries`` times; a renewal is not a retry and does not use one up. A
-  refusal for the call rate (``EGW00201``) is first reported to the pacer, which learns from it;
+- ``Retry``: wait as :class:`~kis_async.retry.RetryPolicy` says (a
+  :class:`~kis_async.retry.Backoff`, on the client's clock) and repeat, at most ``max_retries``
+  times; a renewal is not a retry and does not use one up. A refusal for the call rate
+  (``EGW00201``) is first reported to the pacer, which learns from it;
 - ``Fail``, or tries spent: raise the verdict's error. An :class:`~kis_async.errors.AccountError`
   is remembered: every later call, and every call already waiting for the pacer, gets a copy
   of it without asking KIS again (the account will not become valid mid-session).
@@ -39,7 +40,7 @@ from .corporate import Corporate, with_gt_uid
 from .errors import AccountError
 from .models import Envelope, read_answer
 from .pacing import Call, Pacer
-from .retry import RetryPolicy
+from .retry import Backoff, RetryPolicy
 from .verdict import Fail, Ok, Renew, Retry, classify, parse_retry_after
 from .wire import Wire
 
@@ -118,7 +119,8 @@ class Transport:
         """
         tr_id = call.tr_id
         token = self._tokens.fresh() or await self._tokens.get()
-        retries = renewals = 0
+        tries = Backoff(self._retry, self._clock, "API call")
+        renewals = 0
         while True:
             ticket = self._pacer.try_acquire(call) or await self._pacer.acquire(call)
             if self._refused is not None:
@@ -142,11 +144,8 @@ class Transport:
                     renewals += 1
                     log.info("token refused (%s); re-issuing once", verdict.error.msg_cd)
                     token = await self._tokens.renew(token)
-                case Retry() if retries < self._retry.max_retries:
-                    delay = self._retry.delay(retries, verdict.after)
-                    log.debug("retry %d in %.2f s after: %s", retries + 1, delay, verdict.error)
-                    await self._clock.sleep(delay)
-                    retries += 1
+                case Retry() if tries.left:
+                    await tries.wait(verdict.error, verdict.after)
                     self.retries += 1
                     token = await self._tokens.get()
                 case Fail(error=AccountError() as refused):

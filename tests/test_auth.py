@@ -197,6 +197,17 @@ def test_token_endpoint_faults_back_off_on_the_clock() -> None:
     assert answers.sent_at == [0.0, 1.0, 3.0]
 
 
+async def test_a_token_expiry_is_survived_with_no_retries_at_all(
+    sim: Simulator, make_client: ClientFactory
+) -> None:
+    """A renewal is not a retry: ``max_retries=0`` still re-issues a token that expired."""
+    sim.after_calls(30, sim.expire_tokens)
+    async with make_client(retry=retries(0)) as kis:
+        batch = await kis.check_sellable(codes(80))
+    assert batch.ok, batch.errors
+    assert sim.stats.token_issuances == 2
+
+
 async def test_renew_by_many_holders_of_the_same_stale_token_issues_once() -> None:
     issued: list[Token] = []
 

@@ -17,13 +17,15 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from kis_async import Token, TransportError
 from kis_async.auth import appkey_digest
-from kis_async.redis_backend import Keys, RedisTokenStore
+from kis_async.redis_backend import OUTAGE, Keys, RedisTokenStore, _through_outage
 from kis_async.simulator import DEMO_APP_KEY, Simulator
 
 from .conftest import ClientFactory, codes
+from .virtual_clock import VirtualClock
 
 WORKER = Path(__file__).with_name("redis_worker.py")
 
@@ -246,3 +248,32 @@ async def test_a_client_writes_only_its_appkeys_named_keys(
     keys = Keys.of(DEMO_APP_KEY, kis.base_url)
     assert {keys.departures, keys.next_slot, keys.token} <= written
     assert written <= {keys.departures, keys.next_slot, keys.pace(50, 0.02), keys.token}
+
+
+def test_a_redis_outage_is_ridden_out_on_the_clients_clock() -> None:
+    clock = VirtualClock()
+    failures = iter([RedisConnectionError(), OSError(), RedisConnectionError()])
+
+    async def command() -> str:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return "done"
+
+    assert clock.run(_through_outage("token store", command, clock=clock)) == "done"
+    assert 0 < clock.monotonic() <= 3 * OUTAGE.max_backoff
+
+
+def test_a_redis_outage_that_lasts_fails_closed_and_fail_open_does_not_wait() -> None:
+    clock = VirtualClock()
+
+    async def down() -> None:
+        raise RedisConnectionError
+
+    with pytest.raises(TransportError, match="token store unreachable"):
+        clock.run(_through_outage("token store", down, clock=clock))
+    waited = clock.monotonic()
+    assert 3 <= waited <= OUTAGE.max_retries * OUTAGE.max_backoff, "about a restart's time"
+    with pytest.raises(TransportError, match="shared pacer unreachable"):
+        clock.run(_through_outage("shared pacer", down, clock=clock, patient=False))
+    assert clock.monotonic() == waited

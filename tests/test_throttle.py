@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from kis_async.pace import DEFAULT_MARGIN, MAX_MARGIN, MIN_RATE, TIMER_SLACK, Pace
 from kis_async.pacing import Call
-from kis_async.retry import RetryPolicy
+from kis_async.retry import Backoff, RetryPolicy
 from kis_async.simulator.window import SlidingWindow
 from kis_async.throttle import Throttle
 
@@ -121,7 +121,7 @@ def run(
             result.paces.append((clock.monotonic(), throttle.pace))
 
     async def one() -> None:
-        retries = 0
+        tries = Backoff(policy, clock, "test call")
         while True:
             ticket = throttle.try_acquire(CALL) or await throttle.acquire(CALL)
             note_pace()
@@ -133,11 +133,10 @@ def run(
                 return
             await throttle.refused(ticket)
             note_pace()
-            if retries == policy.max_retries:
+            if not tries.left:
                 result.lost += 1
                 return
-            await clock.sleep(policy.delay(retries))
-            retries += 1
+            await tries.wait("EGW00201")
 
     async def main() -> None:
         left = iter(range(calls))
