@@ -101,7 +101,8 @@ class Line:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._nap: asyncio.Future[None] | None = None
+        self._sleeper: asyncio.Task[object] | None = None
+        self._woken = False
         self.closed = False
         """Set by :meth:`close`: nobody waits any more."""
 
@@ -110,26 +111,35 @@ class Line:
         return not self._waiters
 
     async def sleep(self, delay: float) -> None:
-        """The head's wait on the clock, cut short by :meth:`close`."""
-        loop = asyncio.get_running_loop()
-        nap: asyncio.Future[None] = loop.create_future()
-        self._nap = nap
-        timer = loop.create_task(self._clock.sleep(delay))
-        timer.add_done_callback(lambda _: _wake(nap))
+        """The head's wait on the clock, cut short by :meth:`close`.
+
+        It is the clock's own sleep, with no task in between (each would cost a turn of the
+        event loop on every wake-up); :meth:`close` cuts it short by cancelling the sleeping
+        task and taking that cancellation back here, as ``asyncio.timeout`` does. A
+        cancellation from anywhere else goes on as usual.
+        """
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("a pacer waits inside a task")
+        cancelling = task.cancelling()
+        self._sleeper = task
         try:
-            await nap
+            await self._clock.sleep(delay)
+        except asyncio.CancelledError:
+            if not self._woken or task.uncancel() > cancelling:
+                raise
         finally:
-            timer.cancel()
-            self._nap = None
-        if timer.done() and not timer.cancelled():
-            timer.result()  # the clock's own failure, if it had one
+            self._sleeper = None
+            self._woken = False
 
     def close(self) -> None:
         """End every wait in line now, and every later one before it starts."""
         self.closed = True
-        for waiter in (*self._waiters, self._nap):
-            if waiter is not None:
-                _wake(waiter)
+        for waiter in self._waiters:
+            _wake(waiter)
+        if self._sleeper is not None and not self._woken:
+            self._woken = True
+            self._sleeper.cancel()
 
     @contextlib.asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:

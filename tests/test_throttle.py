@@ -301,3 +301,40 @@ def test_close_lets_every_waiting_caller_go_at_once() -> None:
     left = clock.run(main())
     assert left[:3] == pytest.approx([0.0, 1.02, 2.04], abs=1e-5), "the window rule, at 1/s"
     assert left[3:] == [2.5] * 47
+
+
+def test_a_caller_woken_by_close_is_not_left_cancelled() -> None:
+    clock = VirtualClock()
+    throttle = Throttle(1, clock=clock)
+
+    async def head() -> tuple[int, float]:
+        await throttle.acquire(CALL)
+        task = asyncio.current_task()
+        assert task is not None
+        await clock.sleep(1)  # still able to wait: the close took its cancellation back
+        return task.cancelling(), clock.monotonic()
+
+    async def main() -> tuple[int, float]:
+        throttle.try_acquire(CALL)
+        waiting = asyncio.create_task(head())
+        await clock.sleep(0.5)
+        throttle.close()
+        return await waiting
+
+    assert clock.run(main()) == (0, 1.5)
+
+
+def test_a_caller_cancelled_as_the_throttle_closes_stays_cancelled() -> None:
+    clock = VirtualClock()
+    throttle = Throttle(1, clock=clock)
+
+    async def main() -> bool:
+        throttle.try_acquire(CALL)
+        waiting = asyncio.create_task(throttle.acquire(CALL))
+        await clock.sleep(0.5)
+        waiting.cancel()
+        throttle.close()
+        await asyncio.wait([waiting])
+        return waiting.cancelled()
+
+    assert clock.run(main())
