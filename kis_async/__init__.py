@@ -5,6 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 from .auth import Token
 from .batch import Batch, Failed, Outcome, Succeeded
 from .client import DEFAULT_TOKEN_CACHE, ClientStats, KISClient
+from .clock import Clock
 from .corporate import Corporate
 from .endpoints import Endpoint, OneRow, Position, RowPage, SellableQuantity
 from .errors import (
@@ -45,6 +46,7 @@ __all__ = [
     "CallBudgetError",
     "ClientClosedError",
     "ClientStats",
+    "Clock",
     "Corporate",
     "DecodeError",
     "Endpoint",

@@ -3,14 +3,18 @@
 Every issuance sends a KakaoTalk message to the account holder and KIS allows one a minute, so
 issuing is treated as expensive:
 
-- :class:`TokenIssuer` is the OAuth exchange itself (``POST /oauth2/tokenP``), with its own
-  retry loop over the same verdicts as API calls (:func:`kis_async.verdict.classify`).
+- :class:`TokenIssuer` is the OAuth exchange itself (``POST /oauth2/tokenP``), retried over the
+  same verdicts as API calls (:func:`kis_async.verdict.classify`) through the same
+  :class:`~kis_async.retry.Backoff`.
 - :class:`TokenManager` decides *when* to issue: a single flight under a lock, a minimum interval
   between issuances (remembered by the store, so a restarted bot honours it too), a failure
   remembered instead of retried by each waiting request, and a re-issue on a refused token that
   happens once however many requests saw the refusal.
 - :class:`TokenStore` is where the token lives between issuances: a file
   (:mod:`kis_async.tokencache`) or Redis (:mod:`kis_async.redis_backend`).
+
+Both read the wall clock and wait on the client's :class:`~kis_async.clock.Clock`: a token's
+expiry is a date, so its times are epoch seconds (:meth:`~kis_async.clock.Clock.time`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ import hashlib
 import logging
 import math
 import re
-import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -30,9 +33,10 @@ from typing import Protocol, cast
 import msgspec
 
 from . import config, spec
+from .clock import SYSTEM_CLOCK, Clock
 from .errors import APIError, AuthError, DecodeError, KISError
 from .models import TokenAnswer, decode_token, read_answer
-from .retry import RetryPolicy
+from .retry import Backoff, RetryPolicy
 from .verdict import Ok, Retry, classify, parse_retry_after
 from .wire import Wire
 
@@ -67,7 +71,7 @@ class TokenIssuer:
 
     Transient faults are retried as :class:`~kis_async.retry.RetryPolicy` says. An ``EGW00133``
     answer (another process issued under a minute ago) waits out ``issue_interval`` once and asks
-    again. A refusal raises :class:`~kis_async.errors.AuthError`.
+    again; that wait is not a retry. A refusal raises :class:`~kis_async.errors.AuthError`.
     """
 
     def __init__(
@@ -78,7 +82,7 @@ class TokenIssuer:
         app_secret: str,
         retry: RetryPolicy,
         issue_interval: float = spec.TOKEN_ISSUE_INTERVAL,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._wire = wire
         self._grant = {
@@ -91,7 +95,7 @@ class TokenIssuer:
         self._clock = clock
 
     async def __call__(self) -> Token:
-        retries = 0
+        tries = Backoff(self._retry, self._clock, "token request")
         waited_interval = False
         while True:
             reply = await self._wire.send(
@@ -101,12 +105,14 @@ class TokenIssuer:
             verdict = classify(
                 reply.status,
                 outcome,
-                retry_after=parse_retry_after(reply.headers.get("Retry-After")),
+                retry_after=parse_retry_after(
+                    reply.headers.get("Retry-After"), now=self._clock.time()
+                ),
                 token_endpoint=True,
             )
             match verdict:
                 case Ok():
-                    return _token(cast(TokenAnswer, outcome), self._clock())
+                    return _token(cast(TokenAnswer, outcome), self._clock.time())
                 case Retry(token_interval=True) if not waited_interval:
                     waited_interval = True
                     progress.info(
@@ -114,14 +120,9 @@ class TokenIssuer:
                         self._interval,
                         extra={"wait_s": self._interval},
                     )
-                    await self._retry.sleep(self._interval)
-                case Retry() if retries < self._retry.max_retries:
-                    delay = self._retry.delay(retries, verdict.after)
-                    log.debug(
-                        "token request retry %d in %.2f s: %s", retries + 1, delay, verdict.error
-                    )
-                    await self._retry.sleep(delay)
-                    retries += 1
+                    await self._clock.sleep(self._interval)
+                case Retry() if tries.left:
+                    await tries.wait(verdict.error, verdict.after)
                 case _:
                     raise verdict.error
 
@@ -186,12 +187,13 @@ class TokenManager:
         *,
         store: TokenStore | None,
         issue_interval: float = spec.TOKEN_ISSUE_INTERVAL,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._issue = issue
         self._store = store
         self._interval = issue_interval
         self._clock = clock
+        self._now = clock.time
         self._lock = asyncio.Lock()
         self._token: Token | None = None
         self._current = ""
@@ -205,11 +207,11 @@ class TokenManager:
 
     def fresh(self) -> str | None:
         """The token, if it is fresh: the common case, answered without awaiting anything."""
-        return self._current if self._clock() < self._refresh_at else None
+        return self._current if self._now() < self._refresh_at else None
 
     async def get(self) -> str:
         """A token to send now. Raises the error of a failed issuance (see the class notes)."""
-        now = self._clock()
+        now = self._now()
         if now < self._refresh_at:
             return self._current
         token = self._token
@@ -219,7 +221,7 @@ class TokenManager:
             return token.access_token
         async with self._lock:
             token = self._token
-            if token is not None and token.fresh(self._clock()):
+            if token is not None and token.fresh(self._now()):
                 return token.access_token
             return (await self._obtain(refused=None)).access_token
 
@@ -229,7 +231,7 @@ class TokenManager:
         stands and is raised (a copy): asking again would only text the account holder."""
         async with self._lock:
             token = self._token
-            if token is not None and token.access_token != stale and token.fresh(self._clock()):
+            if token is not None and token.access_token != stale and token.fresh(self._now()):
                 return token.access_token
             self._keep(None)
             fresh = await self._obtain(refused=stale)
@@ -248,7 +250,7 @@ class TokenManager:
 
         A failure, of the store or of the issuance, is remembered (see the class notes).
         """
-        if self._failure is not None and self._clock() < self._failure_until:
+        if self._failure is not None and self._now() < self._failure_until:
             raise copy.copy(self._failure)
         try:
             return await self._stored_or_new(refused)
@@ -257,7 +259,7 @@ class TokenManager:
             refused_for_good = (
                 isinstance(exc, AuthError) and exc.msg_cd != spec.TOKEN_ISSUE_TOO_SOON
             )
-            self._failure_until = math.inf if refused_for_good else self._clock() + self._interval
+            self._failure_until = math.inf if refused_for_good else self._now() + self._interval
             raise
 
     async def _stored_or_new(self, refused: str | None) -> Token:
@@ -269,7 +271,7 @@ class TokenManager:
                 self._last_issued = max(self._last_issued, shared.issued_at)
                 if shared.access_token == refused:
                     await self._store.discard(refused)
-                elif shared.fresh(self._clock()):
+                elif shared.fresh(self._now()):
                     log.debug("using the stored access token")
                     self._keep(shared)
                     return shared
@@ -278,14 +280,14 @@ class TokenManager:
             return token
 
     async def _issue_new(self) -> Token:
-        wait = self._last_issued + self._interval - self._clock()
+        wait = self._last_issued + self._interval - self._now()
         if wait > 0:
             progress.info(
                 "waiting %.0f s: KIS issues one token a minute per appkey",
                 wait,
                 extra={"wait_s": wait},
             )
-            await asyncio.sleep(wait)
+            await self._clock.sleep(wait)
         progress.info("asking KIS for an access token", extra={"stage": "token"})
         token = await self._issue()
         self.issued += 1

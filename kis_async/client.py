@@ -3,7 +3,9 @@
 The client builds the parts and holds them: the :class:`~kis_async.wire.Wire` (the session),
 the :class:`~kis_async.auth.TokenManager` with its issuer and store, the pacer (this process's
 :class:`~kis_async.throttle.Throttle`, or Redis's), and the :class:`~kis_async.transport.Transport`
-that takes one call through them. Its methods say *what* to ask KIS; the transport says how.
+that takes one call through them, all on the one :class:`~kis_async.clock.Clock` it was given.
+Its methods say *what* to ask KIS, and whether it is a single call or bulk work
+(:class:`~kis_async.pacing.Priority`); the transport says how.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 from . import batch, config, spec, validate
 from .auth import TokenIssuer, TokenManager, TokenStore
 from .batch import Batch, Outcome
+from .clock import SYSTEM_CLOCK, Clock, checked_clock
 from .corporate import Corporate
 from .endpoints import BALANCE, SELLABLE, BalancePage, Envelope, Position, SellableQuantity
 from .errors import APIError, ArgumentError, ListingChanged, PagingError
@@ -31,9 +34,10 @@ from .models import (
     decode_sellable,
     pick_sellable,
 )
-from .pace import Pace
+from .pace import DEFAULT_MARGIN, Pace
+from .pacing import Call, Pacer, Priority
 from .retry import RetryPolicy
-from .throttle import DEFAULT_MARGIN, Pacer, Throttle
+from .throttle import Throttle
 from .tokencache import FileTokenStore, TokenCache
 from .transport import Response, Transport
 from .wire import Wire
@@ -77,6 +81,8 @@ DEFAULT_TOKEN_CACHE: Final = _DefaultTokenCache()
 _MAX_CONCURRENCY = 1024
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _MAX_RATE = 1_000_000.0
+_SELLABLE = Call(SELLABLE.tr_id, Priority.INTERACTIVE)
+_SELLABLE_BULK = Call(SELLABLE.tr_id, Priority.BULK)
 
 
 class KISClient:
@@ -112,6 +118,9 @@ class KISClient:
         appkey through this Redis (needs the ``redis`` extra; see
         :mod:`kis_async.redis_backend`). ``redis_fail_open`` paces locally while Redis is down
         instead of failing the calls.
+    :param clock: where every part of the client reads the time and waits: pacing, retries'
+        backoff, token expiry and issuance (a :class:`~kis_async.Clock`; the system's by
+        default). A test may pass one of its own.
     """
 
     def __init__(
@@ -132,6 +141,7 @@ class KISClient:
         token_issue_interval: float = spec.TOKEN_ISSUE_INTERVAL,
         redis_url: str | None = None,
         redis_fail_open: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         self._app_key = validate.checked_key("app_key", app_key, max_length=spec.APP_KEY_MAX_LENGTH)
         self._app_secret = validate.checked_key(
@@ -165,10 +175,12 @@ class KISClient:
         if not isinstance(redis_fail_open, bool):
             raise TypeError("redis_fail_open must be True or False")
         self._redis_fail_open = redis_fail_open
+        self.clock = SYSTEM_CLOCK if clock is None else checked_clock(clock)
+        """The clock every part of this client reads and waits on."""
         self._wire: Wire | None = None
         self._shared: Shared | None = None
         self._tokens: TokenManager | None = None
-        self._pacer: Pacer | None = None
+        self._pacer: Pacer[Any] | None = None
         self._transport: Transport | None = None
 
     @classmethod
@@ -187,7 +199,7 @@ class KISClient:
     async def __aenter__(self) -> KISClient:
         if self._wire is not None and not self._wire.closed:
             raise RuntimeError("this KISClient is already open")
-        pacer: Pacer
+        pacer: Pacer[Any]
         store: TokenStore | None
         if self._redis_url is not None:
             from .redis_backend import open_shared
@@ -199,10 +211,11 @@ class KISClient:
                 rate=self.rate_limit,
                 margin=self.pace_margin,
                 fail_open=self._redis_fail_open,
+                clock=self.clock,
             )
             pacer, store = self._shared.pacer, self._shared.store
         else:
-            pacer = Throttle(self.rate_limit, margin=self.pace_margin)
+            pacer = Throttle(self.rate_limit, margin=self.pace_margin, clock=self.clock)
             store = FileTokenStore(self._token_cache) if self._token_cache else None
         self._wire = Wire(self.base_url, timeout=self.timeout, connections=self.max_concurrency)
         issuer = TokenIssuer(
@@ -211,8 +224,11 @@ class KISClient:
             app_secret=self._app_secret,
             retry=self.retry,
             issue_interval=self.token_issue_interval,
+            clock=self.clock,
         )
-        self._tokens = TokenManager(issuer, store=store, issue_interval=self.token_issue_interval)
+        self._tokens = TokenManager(
+            issuer, store=store, issue_interval=self.token_issue_interval, clock=self.clock
+        )
         self._pacer = pacer
         self._transport = Transport(
             self._wire,
@@ -224,6 +240,7 @@ class KISClient:
             custtype=self.custtype,
             corporate=self._corporate,
             redact=self.account.redact,
+            clock=self.clock,
         )
         return self
 
@@ -272,7 +289,7 @@ class KISClient:
         Raises ``ValueError`` for a malformed ticker before any request, and a
         :class:`~kis_async.errors.KISError` subclass if KIS refuses or the answer is unusable.
         """
-        return await self._sellable(validate.normalize_pdno(pdno))
+        return await self._sellable(_SELLABLE, validate.normalize_pdno(pdno))
 
     async def check_sellable(self, pdnos: Iterable[str]) -> Batch[SellableQuantity]:
         """Check every ticker concurrently at the full call limit; never raises for one ticker.
@@ -283,7 +300,8 @@ class KISClient:
         flight.
         """
         codes = validate.normalize_pdnos(pdnos)
-        return await batch.collect(codes, self._sellable, self.max_concurrency)
+        sellable = functools.partial(self._sellable, _SELLABLE_BULK)
+        return await batch.collect(codes, sellable, self.max_concurrency)
 
     def iter_sellable(
         self, pdnos: Iterable[str]
@@ -296,7 +314,8 @@ class KISClient:
         cancels the calls still in flight once the generator is closed (``aclose()``).
         """
         codes = validate.normalize_pdnos(pdnos)
-        return batch.stream(codes, self._sellable, self.max_concurrency)
+        sellable = functools.partial(self._sellable, _SELLABLE_BULK)
+        return batch.stream(codes, sellable, self.max_concurrency)
 
     @overload
     async def get(
@@ -485,10 +504,10 @@ class KISClient:
         """
         return await self.check_sellable(await self.held_tickers())
 
-    async def _sellable(self, pdno: str) -> SellableQuantity:
+    async def _sellable(self, call: Call, pdno: str) -> SellableQuantity:
         response = await self._require_transport().get(
             SELLABLE.path,
-            tr_id=SELLABLE.tr_id,
+            call=call,
             params=self._sellable_query + pdno,
             decode=functools.partial(decode_sellable, pdno=pdno),
             pdno=pdno,
@@ -500,7 +519,7 @@ class KISClient:
     ) -> Response[Envelope]:
         return await self._require_transport().get(
             validate.checked_path(path),
-            tr_id=validate.checked_tr_id(tr_id),
+            call=Call(validate.checked_tr_id(tr_id)),
             params=validate.checked_params(params),
             decode=decode_envelope,
             headers={"tr_cont": tr_cont} if tr_cont else None,

@@ -5,7 +5,8 @@ configured: networks add jitter on the way *in* (the gateway counts a call when 
 other programs on the same appkey take part of the budget unannounced, and users report 15-18/s
 holding where 20/s is documented. So ``rate_limit`` is a ceiling, and the pace under it is
 learned. This module is the rule alone, pure and clock-free; :mod:`kis_async.throttle` (one
-process) and :mod:`kis_async.redis_backend` (many) apply it.
+process) and :mod:`kis_async.redis_backend` (many) apply it, each on its own clock, with the
+constants below.
 
 A :class:`Pace` is ``rate`` calls a second, sent evenly ``interval = (1 + margin) / rate`` apart,
 with never more than ``window_calls`` of the client's un-refused calls in any ``1 + margin``
@@ -40,6 +41,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+DEFAULT_MARGIN = 0.02
+"""Seconds of arrival jitter tolerated before two calls could share a window they should not."""
+TIMER_SLACK = 0.002
+"""Seconds of lateness per wake-up that a pacer's schedule absorbs without losing pace: the next
+ideal departure is one ``interval`` after the later of the last ideal one and the last actual
+departure less this."""
+HISTORY = 1.0
+"""Seconds of departures a pacer keeps beyond the window, for :func:`after_refusal`'s count of
+the second before a refused call."""
 MIN_RATE = 0.5
 """The slowest pace learned: calls per second. A refusal never stops a client entirely."""
 MAX_MARGIN = 0.5

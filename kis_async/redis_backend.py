@@ -14,23 +14,27 @@ unless a client is given a ``redis_url``. :func:`open_shared` is the one entry p
 - :class:`RedisTokenStore` keeps the token in Redis and holds redis-py's :class:`~redis.lock.Lock`
   (with a timeout) around issuance, so one process issues and the others read; a holder that
   crashes frees the lock when it times out, and the others say so at WARNING while they wait.
+- :class:`Keys` names every key, in one place.
 
 When Redis cannot be reached the pacer fails closed by default (the call fails with a
 :class:`~kis_async.errors.TransportError`); with ``fail_open=True`` it paces this process alone
-instead, which keeps it working but can exceed the shared budget.
+instead, which keeps it working but can exceed the shared budget. A command is retried through
+an outage as :data:`OUTAGE` says, with the same :class:`~kis_async.retry.Backoff` as every retry
+(not redis-py's own ``Retry``, which sleeps on asyncio's clock rather than the client's). Every
+local wait, for a slot, through an outage, for another process's lock, is on the client's
+:class:`~kis_async.clock.Clock`; the slots themselves are on the Redis server's clock, the one
+clock every process shares.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import secrets
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
@@ -38,89 +42,155 @@ from redis.exceptions import RedisError
 
 from . import config
 from .auth import Token, appkey_digest
+from .clock import SYSTEM_CLOCK, Clock
 from .errors import CallBudgetError, TransportError
-from .pace import Pace, after_clean, after_refusal
-from .retry import RetryPolicy
-from .throttle import DEFAULT_MARGIN, HISTORY, TIMER_SLACK, Line, Throttle, Ticket, log_change
+from .pace import DEFAULT_MARGIN, HISTORY, TIMER_SLACK, Pace, after_clean, after_refusal
+from .pacing import Call, Line, Pacer, log_change
+from .retry import Backoff, RetryPolicy
+from .throttle import Throttle, Ticket
 
 log = logging.getLogger(__name__)
 progress = logging.getLogger(config.PROGRESS_LOGGER)
 
 R = TypeVar("R")
 
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Every key kis_async keeps in Redis for one appkey on one host.
+
+    ``name`` is :func:`~kis_async.auth.appkey_digest` of the appkey and host, a hash: neither is
+    written to Redis. It is every key's hash tag (the part in braces), so all of one appkey's
+    keys, and so every script's, fall in one hash slot, as Redis Cluster requires:
+
+    - ``kis_async:{name}:departures``: a sorted set of every process's un-refused calls, scored
+      by their slot (microseconds on the Redis clock), members ``<process>:<number>``;
+    - ``kis_async:{name}:next``: the next ideal slot, in microseconds;
+    - ``kis_async:{name}:pace:<rate>:<margin>``: a hash, ``version`` and ``pace`` (JSON): the
+      pace learned from refusals, kept apart for each configured ceiling and margin;
+    - ``kis_async:{name}:token``: the access token (JSON), expiring when it does;
+    - ``kis_async:{name}:token:lock``: redis-py's lock around issuance.
+    """
+
+    name: str
+
+    @classmethod
+    def of(cls, app_key: str, host: str) -> Keys:
+        """The keys of ``app_key`` on ``host``."""
+        return cls(appkey_digest(app_key, host))
+
+    @property
+    def _prefix(self) -> str:
+        return f"kis_async:{{{self.name}}}"
+
+    @property
+    def departures(self) -> str:
+        return f"{self._prefix}:departures"
+
+    @property
+    def next_slot(self) -> str:
+        return f"{self._prefix}:next"
+
+    def pace(self, rate: float, margin: float) -> str:
+        return f"{self._prefix}:pace:{rate:g}:{margin:g}"
+
+    @property
+    def token(self) -> str:
+        return f"{self._prefix}:token"
+
+    @property
+    def token_lock(self) -> str:
+        return f"{self._prefix}:token:lock"
+
+
 _BOOK = """
--- KEYS: 1 departures (zset: un-refused calls, score = slot in us), 2 next ideal slot, 3 pace
--- ARGV: 1 pace version, 2 interval us, 3 window us, 4 window calls, 5 max wait us,
---       6 member, 7 history us, 8 timer slack us
+-- Book the next slot at the pace the caller knows, unless another process changed the pace.
+-- KEYS: departures, next_slot, pace (see Keys)
+-- ARGV: version, interval_us, window_us, window_calls, max_wait_us, member, history_us, slack_us
+-- Returns {wait_us, now_us}; {-1, now_us} if the slot is beyond max_wait (nothing booked);
+-- {-2, now_us, version, pace} if the pace changed (nothing booked).
+local departures, next_slot, pace = KEYS[1], KEYS[2], KEYS[3]
+local version, interval, window = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local calls, max_wait, member = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local history, slack = tonumber(ARGV[7]), tonumber(ARGV[8])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local version = redis.call('HGET', KEYS[3], 'version') or '0'
-if version ~= ARGV[1] then
-  return {-2, now, version, redis.call('HGET', KEYS[3], 'pace') or ''}
+local stored = redis.call('HGET', pace, 'version') or '0'
+if stored ~= version then
+  return {-2, now, stored, redis.call('HGET', pace, 'pace') or ''}
 end
-local interval, window = tonumber(ARGV[2]), tonumber(ARGV[3])
-local calls = tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window - tonumber(ARGV[7]))
-local ideal = tonumber(redis.call('GET', KEYS[2]) or '0')
+redis.call('ZREMRANGEBYSCORE', departures, '-inf', now - window - history)
+local ideal = tonumber(redis.call('GET', next_slot) or '0')
 local slot = math.max(ideal, now)
-local nth = redis.call('ZREVRANGE', KEYS[1], calls - 1, calls - 1, 'WITHSCORES')
+local nth = redis.call('ZREVRANGE', departures, calls - 1, calls - 1, 'WITHSCORES')
 if nth[2] then slot = math.max(slot, tonumber(nth[2]) + window + 1) end
-if slot - now > tonumber(ARGV[5]) then return {-1, now} end
-redis.call('ZADD', KEYS[1], slot, ARGV[6])
-local keep = math.ceil((slot - now + window + tonumber(ARGV[7])) / 1000) + 1000
-redis.call('PEXPIRE', KEYS[1], keep)
-local after = math.max(ideal, slot - tonumber(ARGV[8])) + interval
-redis.call('SET', KEYS[2], string.format('%.0f', after), 'PX', keep)
+if slot - now > max_wait then return {-1, now} end
+redis.call('ZADD', departures, slot, member)
+local keep = math.ceil((slot - now + window + history) / 1000) + 1000
+redis.call('PEXPIRE', departures, keep)
+local after = math.max(ideal, slot - slack) + interval
+redis.call('SET', next_slot, string.format('%.0f', after), 'PX', keep)
 return {slot - now, now}
 """
 
 _REFUSED = """
--- KEYS: 1 departures, 3 pace; ARGV: 1 member, 2 its slot in us
-redis.call('ZREM', KEYS[1], ARGV[1])
-local sent = tonumber(ARGV[2])
-local accepted = redis.call('ZCOUNT', KEYS[1], '(' .. (sent - 1000000), '(' .. sent)
+-- Forget a refused call; count the calls accepted in the second before it.
+-- KEYS: departures, pace (see Keys)
+-- ARGV: member, slot_us (the refused call's)
+-- Returns {accepted, now_us, version, pace}.
+local departures, pace = KEYS[1], KEYS[2]
+local member, sent = ARGV[1], tonumber(ARGV[2])
+redis.call('ZREM', departures, member)
+local accepted = redis.call('ZCOUNT', departures, '(' .. (sent - 1000000), '(' .. sent)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local version = redis.call('HGET', KEYS[2], 'version') or '0'
-return {accepted, now, version, redis.call('HGET', KEYS[2], 'pace') or ''}
+local version = redis.call('HGET', pace, 'version') or '0'
+return {accepted, now, version, redis.call('HGET', pace, 'pace') or ''}
 """
 
 _SET_PACE = """
--- KEYS: 1 pace; ARGV: 1 the version the change was made from, 2 the new pace
-if (redis.call('HGET', KEYS[1], 'version') or '0') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'version', tostring(tonumber(ARGV[1]) + 1), 'pace', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], 86400000)
+-- Store a new pace, if nobody changed it since the version it was learned from.
+-- KEYS: pace (see Keys); ARGV: version, encoded_pace. Returns 1 if stored, else 0.
+local pace = KEYS[1]
+local version, encoded = ARGV[1], ARGV[2]
+if (redis.call('HGET', pace, 'version') or '0') ~= version then return 0 end
+redis.call('HSET', pace, 'version', tostring(tonumber(version) + 1), 'pace', encoded)
+redis.call('PEXPIRE', pace, 86400000)
 return 1
 """
 
 _DELETE_IF_TOKEN = """
-local value = redis.call('GET', KEYS[1])
+-- Delete the stored token if it is still the one KIS refused.
+-- KEYS: token (see Keys); ARGV: access_token. Returns the number of keys deleted.
+local token = KEYS[1]
+local value = redis.call('GET', token)
 if value and cjson.decode(value)['access_token'] == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+  return redis.call('DEL', token)
 end
 return 0
 """
 
 
-_OUTAGE = RetryPolicy(max_retries=8, backoff=0.1, max_backoff=1.0)
+OUTAGE = RetryPolicy(max_retries=8, backoff=0.1, max_backoff=1.0)
 """How long a Redis blip is ridden out (about 3-5 s, as a restart takes) before failing closed."""
+_AT_ONCE = RetryPolicy(max_retries=0)
+"""Failing open: one try, then this process goes on alone."""
 
 
 async def _through_outage(
-    what: str, call: Callable[[], Awaitable[R]], *, patient: bool = True
+    what: str, call: Callable[[], Awaitable[R]], *, clock: Clock, patient: bool = True
 ) -> R:
     """``call()``, retried while Redis is unreachable (if ``patient``); then a
     :class:`TransportError`."""
-    retries = _OUTAGE.max_retries if patient else 0
-    for attempt in range(retries + 1):
+    tries = Backoff(OUTAGE if patient else _AT_ONCE, clock, "Redis", level=logging.INFO)
+    while True:
         try:
             return await call()
         except (RedisError, OSError) as exc:
-            failure = type(exc).__name__
-        if attempt < retries:
-            log.info("%s unreachable (%s); trying again", what, failure)
-            await _OUTAGE.sleep(_OUTAGE.delay(attempt))
-    raise TransportError(f"{what} unreachable ({failure})", source="redis")
+            failure = f"{what} unreachable ({type(exc).__name__})"
+        if not tries.left:
+            raise TransportError(failure, source="redis")
+        await tries.wait(failure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,51 +213,70 @@ def open_shared(
     rate: float,
     margin: float = DEFAULT_MARGIN,
     fail_open: bool = False,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Shared:
     """Connect to ``url`` (``redis://host:port/db``) and share this appkey's budget and token.
 
-    Keys are named by a hash of ``host`` and ``app_key``; neither is written to Redis.
+    Keys are named by a hash of ``host`` and ``app_key`` (:class:`Keys`); neither is written to
+    Redis.
     """
     connection = aioredis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
-    key = f"kis_async:{appkey_digest(app_key, host)}"
+    keys = Keys.of(app_key, host)
     return Shared(
-        RedisPacer(connection, key + ":calls", rate, margin=margin, fail_open=fail_open),
-        RedisTokenStore(connection, key + ":token", fail_open=fail_open),
+        RedisPacer(connection, keys, rate, margin=margin, fail_open=fail_open, clock=clock),
+        RedisTokenStore(connection, keys, fail_open=fail_open, clock=clock),
         connection,
     )
 
 
-class RedisPacer:
-    """One pace for everyone sharing ``key``: at most the learned limit in any window.
+class Booking(NamedTuple):
+    """A departure booked on the shared schedule: its slot (seconds on the Redis clock), and its
+    member in the departures set."""
 
-    Callers in this process queue in a :class:`~kis_async.throttle.Line`; only the head books a
+    sent_at: float
+    member: str
+
+
+class RedisPacer(Pacer[Booking | Ticket]):
+    """One pace for everyone sharing ``keys``: at most the learned limit in any window.
+
+    Callers in this process queue in a :class:`~kis_async.pacing.Line`; only the head books a
     slot (so a pace cut binds every process's next call, give or take one booked slot each),
     sleeps until it, and leaves. A refusal is learned from with the same rule as in one process
     (:func:`~kis_async.pace.after_refusal`), counting every process's departures, and the result
     is stored only if no other process changed the pace first (a compare-and-set on a version):
     four processes refused together slow down once, together.
+
+    Its tickets are a :class:`Booking`, or the fallback :class:`~kis_async.throttle.Throttle`'s
+    :class:`~kis_async.throttle.Ticket` for a call it let out alone while Redis was down
+    (``fail_open``). Every slot is booked in Redis, which takes a round trip, so it keeps the
+    contract's :meth:`~kis_async.pacing.Pacer.try_acquire`, which never grants one at once.
     """
 
     def __init__(
         self,
         client: aioredis.Redis,
-        key: str,
+        keys: Keys,
         rate: float,
         *,
         margin: float = DEFAULT_MARGIN,
         max_wait: float = 30.0,
         fail_open: bool = False,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._departures = f"{key}:departures"
-        self._keys = [self._departures, f"{key}:next", f"{key}:pace:{rate:g}:{margin:g}"]
+        pace_key = keys.pace(rate, margin)
+        self._book_keys = [keys.departures, keys.next_slot, pace_key]
+        self._refused_keys = [keys.departures, pace_key]
+        self._pace_keys = [pace_key]
         self._max_wait_us = round(max_wait * 1_000_000)
         self._book = client.register_script(_BOOK)
         self._refused = client.register_script(_REFUSED)
         self._set_pace = client.register_script(_SET_PACE)
-        self._fallback = Throttle(rate, margin=margin) if fail_open else None
+        self._clock = clock
+        self._fallback = Throttle(rate, margin=margin, clock=clock) if fail_open else None
         self._pace = Pace.start(rate, margin)
         self._version = "0"
-        self._line = Line()
+        self._line = Line(clock)
         self._id = secrets.token_hex(6)
         self._number = 0
         self._redis_now = 0.0
@@ -202,11 +291,7 @@ class RedisPacer:
     def refusals(self) -> int:
         return self._refusals
 
-    def try_acquire(self) -> Ticket | None:
-        """Never at once: every slot is booked in Redis."""
-        return None
-
-    async def acquire(self) -> Ticket:
+    async def acquire(self, call: Call) -> Booking | Ticket:
         """Wait for this call's slot. Raises :class:`~kis_async.errors.TransportError` if Redis
         stays down (fail closed), :class:`~kis_async.errors.CallBudgetError` if the wait would
         be longer than ``max_wait``."""
@@ -214,13 +299,14 @@ class RedisPacer:
             while not self._line.closed:
                 if self._bound:
                     await self._store(after_clean(self._pace, now=self._redis_now), "probing up")
+                member = self._next_member()
                 try:
-                    answer = await self._book_next()
+                    answer = await self._book_next(member)
                 except TransportError as exc:
                     if self._fallback is None:
                         raise
                     log.warning("%s; pacing this process alone", exc.reason)
-                    return await self._fallback.acquire()
+                    return await self._fallback.acquire(call)
                 wait_us, now_us = int(answer[0]), int(answer[1])
                 self._redis_now = now_us / 1e6
                 if wait_us == -2:
@@ -234,16 +320,20 @@ class RedisPacer:
                 self._bound = wait_us > 0
                 if wait_us:
                     await self._line.sleep(wait_us / 1e6)
-                return Ticket((now_us + wait_us) / 1e6, self._number, shared=True)
-            return Ticket(self._redis_now, 0, shared=True)
+                return Booking((now_us + wait_us) / 1e6, member)
+            return Booking(self._redis_now, "")
 
-    async def _book_next(self) -> list[Any]:
-        """Book the next slot at the pace this process knows (the script says if it is stale).
+    def _next_member(self) -> str:
+        self._number += 1
+        return f"{self._id}:{self._number}"
+
+    async def _book_next(self, member: str) -> list[Any]:
+        """Book ``member`` the next slot at the pace this process knows (the script says if the
+        pace is stale).
 
         Failing open, a Redis fault is not ridden out: this process paces itself at once (and
         a refusal of a call it let out is learned by that local pacer).
         """
-        self._number += 1
         pace = self._pace
         args: list[str | int] = [
             self._version,
@@ -251,13 +341,14 @@ class RedisPacer:
             round(pace.window * 1e6),
             pace.window_calls,
             self._max_wait_us,
-            f"{self._id}:{self._number}",
+            member,
             round(HISTORY * 1e6),
             round(TIMER_SLACK * 1e6),
         ]
         answer: list[Any] = await _through_outage(
             "shared pacer",
-            lambda: self._book(keys=self._keys, args=args),
+            lambda: self._book(keys=self._book_keys, args=args),
+            clock=self._clock,
             patient=self._fallback is None,
         )
         return answer
@@ -265,18 +356,16 @@ class RedisPacer:
     def close(self) -> None:
         self._line.close()
 
-    async def refused(self, ticket: Ticket) -> None:
+    async def refused(self, ticket: Booking | Ticket) -> None:
         """Learn from a refusal, counting the calls every process sent in the second before."""
         self._refusals += 1
-        if not ticket.shared:
+        if isinstance(ticket, Ticket):
             if self._fallback is not None:
                 await self._fallback.refused(ticket)
             return
-        member = f"{self._id}:{ticket.number}"
         try:
             answer = await self._refused(
-                keys=[self._departures, self._keys[2]],
-                args=[member, round(ticket.sent_at * 1e6)],
+                keys=self._refused_keys, args=[ticket.member, round(ticket.sent_at * 1e6)]
             )
         except (RedisError, OSError) as exc:
             log.warning("shared pacer unreachable (%s); refusal not shared", type(exc).__name__)
@@ -294,7 +383,7 @@ class RedisPacer:
             return
         with contextlib.suppress(RedisError, OSError):
             stored = await self._set_pace(
-                keys=[self._keys[2]], args=[self._version, msgspec.json.encode(pace)]
+                keys=self._pace_keys, args=[self._version, msgspec.json.encode(pace)]
             )
             if stored:
                 self._pace = pace
@@ -315,31 +404,36 @@ class RedisPacer:
 
 
 class RedisTokenStore:
-    """The appkey's token in Redis, with a lock (and a timeout on it) around issuance.
+    """The appkey's token in Redis (:attr:`Keys.token`), with a lock (:attr:`Keys.token_lock`,
+    and a timeout on it) around issuance.
 
-    Failing open (``fail_open=True``), an unreachable Redis is not waited for: this process
-    issues and keeps its own token meanwhile, as it would without Redis.
+    Waiting for another process's lock polls it every ``poll`` seconds on the client's clock, and
+    says so at WARNING every ``warn_every`` seconds, for at most ``lock_wait`` seconds. Failing
+    open (``fail_open=True``), an unreachable Redis is not waited for: this process issues and
+    keeps its own token meanwhile, as it would without Redis.
     """
 
     def __init__(
         self,
         client: aioredis.Redis,
-        key: str,
+        keys: Keys,
         *,
         lock_timeout: float = 150.0,
         lock_wait: float = 300.0,
         poll: float = 0.05,
         warn_every: float = 10.0,
         fail_open: bool = False,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._fail_open = fail_open
         self._redis = client
-        self._key = key
-        self._lock_key = key + ":lock"
+        self._key = keys.token
+        self._lock_key = keys.token_lock
         self._lock_timeout = lock_timeout
         self._lock_wait = lock_wait
         self._poll = poll
         self._warn_every = warn_every
+        self._clock = clock
         self._discard = client.register_script(_DELETE_IF_TOKEN)
 
     def lock(self) -> AbstractAsyncContextManager[object]:
@@ -347,37 +441,38 @@ class RedisTokenStore:
 
     @contextlib.asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
-        lock = self._redis.lock(
-            self._lock_key, timeout=self._lock_timeout, sleep=self._poll, thread_local=False
-        )
+        lock = self._redis.lock(self._lock_key, timeout=self._lock_timeout, thread_local=False)
         token = secrets.token_hex(16)
-        started = time.monotonic()
-        acquired = await self._call(
-            lambda: lock.acquire(token=token, blocking=False), otherwise=True
-        )
+
+        async def take() -> bool:
+            taken: bool = await self._call(
+                lambda: lock.acquire(token=token, blocking=False), otherwise=True
+            )
+            return taken
+
+        now = self._clock.monotonic
+        started = warned = now()
+        acquired = await take()
         if not acquired:
             progress.info("waiting for another process's token lock: it is issuing the token")
         while not acquired:
-            budget = max(self._poll, started + self._lock_wait - time.monotonic())
-            acquired = await self._call(
-                functools.partial(
-                    lock.acquire, token=token, blocking_timeout=min(self._warn_every, budget)
-                ),
-                otherwise=True,
-            )
-            waited = time.monotonic() - started
+            await self._clock.sleep(self._poll)
+            acquired = await take()
+            waited = now() - started
             if acquired:
                 break
             if waited >= self._lock_wait:
                 raise TransportError(
                     "another process has held the token lock too long", source="redis"
                 )
-            log.warning(
-                "waiting %.0f s for another process's token lock (a crashed holder's lock "
-                "expires after %.0f s)",
-                waited,
-                self._lock_timeout,
-            )
+            if now() - warned >= self._warn_every:
+                warned = now()
+                log.warning(
+                    "waiting %.0f s for another process's token lock (a crashed holder's lock "
+                    "expires after %.0f s)",
+                    waited,
+                    self._lock_timeout,
+                )
         try:
             yield
         finally:
@@ -395,7 +490,7 @@ class RedisTokenStore:
             return None
 
     async def save(self, token: Token) -> None:
-        ttl_ms = max(1, round((token.expires_at - time.time()) * 1000))
+        ttl_ms = max(1, round((token.expires_at - self._clock.time()) * 1000))
         encoded = msgspec.json.encode(token)
         await self._call(lambda: self._redis.set(self._key, encoded, px=ttl_ms))
 
@@ -405,7 +500,9 @@ class RedisTokenStore:
     async def _call(self, call: Callable[[], Awaitable[Any]], otherwise: Any = None) -> Any:
         """``call()`` through an outage; failing open, ``otherwise`` at once instead."""
         try:
-            return await _through_outage("token store", call, patient=not self._fail_open)
+            return await _through_outage(
+                "token store", call, clock=self._clock, patient=not self._fail_open
+            )
         except TransportError as exc:
             if not self._fail_open:
                 raise

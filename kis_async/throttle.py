@@ -18,126 +18,53 @@ committed. :class:`Throttle` is therefore a FIFO gate written for this job rathe
   :func:`~kis_async.pace.after_clean` says.
 
 A caller that finds the gate empty and the pace free leaves without awaiting anything.
+
+What it guarantees, on its clock's :meth:`~kis_async.clock.Clock.monotonic` seconds, however
+many tasks call it and however late their wake-ups:
+
+- calls leave in the order they asked (until :meth:`Throttle.close`, which lets every waiting
+  and later caller go at once);
+- two consecutive departures are at least ``interval - TIMER_SLACK`` apart (``interval`` at the
+  pace in force; the slack is at most half an interval);
+- a departure never makes more than ``window_calls`` un-refused calls in the ``1 + margin``
+  seconds up to it, so no one-second window ever holds more than ``rate_limit`` un-refused
+  departures (the pace never goes above that ceiling).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import time
 from collections import deque
-from collections.abc import AsyncIterator
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
-from . import config, validate
-from .pace import Pace, after_clean, after_refusal
+from . import validate
+from .clock import SYSTEM_CLOCK, Clock
+from .pace import DEFAULT_MARGIN, HISTORY, TIMER_SLACK, Pace, after_clean, after_refusal
+from .pacing import Call, Line, Pacer, log_change
 
-progress = logging.getLogger(config.PROGRESS_LOGGER)
-
-DEFAULT_MARGIN = 0.02
-"""Seconds of arrival jitter tolerated before two calls could share a window they should not."""
-TIMER_SLACK = 0.002
-"""Seconds of event-loop lateness per wake-up that the schedule absorbs without losing pace."""
 _EPSILON = 1e-6
-HISTORY = 1.0
-"""Seconds of departures kept beyond the window, for the refusal estimate (the second before)."""
 
 
 class Ticket(NamedTuple):
-    """One departure: when it left on the pacer's clock, and which call it was."""
+    """One departure: when it left on the throttle's clock, and which call it was."""
 
     sent_at: float
     number: int
-    shared: bool = False
-    """Booked on the shared (Redis) schedule, rather than by a pacer in this process."""
 
 
-class Pacer(Protocol):
-    """What the transport needs from a pacer: leave in time, and hear about refusals."""
-
-    def try_acquire(self) -> Ticket | None:
-        """The ticket at once if a call may leave now and nobody is waiting; else ``None``."""
-
-    async def acquire(self) -> Ticket:
-        """Return once one more call may leave; the ticket names that departure."""
-
-    async def refused(self, ticket: Ticket) -> None:
-        """The gateway refused the call that left with ``ticket`` (``EGW00201``)."""
-
-    @property
-    def pace(self) -> Pace:
-        """The pace in force."""
-
-    @property
-    def refusals(self) -> int:
-        """Calls reported refused so far."""
-
-    def close(self) -> None:
-        """Let every waiting caller go at once: the client is closing and their calls will fail."""
-
-
-class Line:
-    """Callers take turns in arrival order; only the one whose turn it is goes on.
-
-    Why not ``asyncio.Lock``: its fairness is not part of its contract, and a pacer that lets a
-    late caller overtake one that has waited breaks the order every caller relies on.
-    """
-
-    def __init__(self) -> None:
-        self._waiters: deque[asyncio.Future[None]] = deque()
-        self._nap: asyncio.Future[None] | None = None
-        self.closed = False
-        """Set by :meth:`close`: nobody waits any more."""
-
-    @property
-    def empty(self) -> bool:
-        return not self._waiters
-
-    async def sleep(self, delay: float) -> None:
-        """The head's wait on the clock, cut short by :meth:`close`."""
-        loop = asyncio.get_running_loop()
-        nap: asyncio.Future[None] = loop.create_future()
-        self._nap = nap
-        timer = loop.call_later(delay, _wake, nap)
-        try:
-            await nap
-        finally:
-            timer.cancel()
-            self._nap = None
-
-    def close(self) -> None:
-        """End every wait in line now, and every later one before it starts."""
-        self.closed = True
-        for waiter in (*self._waiters, self._nap):
-            if waiter is not None:
-                _wake(waiter)
-
-    @contextlib.asynccontextmanager
-    async def turn(self) -> AsyncIterator[None]:
-        """Wait for this caller's turn; the next caller's turn starts when the block ends."""
-        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(turn)
-        try:
-            if self._waiters[0] is not turn and not self.closed:
-                await turn
-            yield
-        finally:
-            self._waiters.remove(turn)
-            if self._waiters:
-                _wake(self._waiters[0])
-
-
-class Throttle:
+class Throttle(Pacer[Ticket]):
     """Evenly spaced departures, never more than the learned limit in any window.
 
     One instance is shared by every request of a client, retries included, so the whole client
-    stays under the limit however many tasks call it at once.
+    stays under the limit however many tasks call it at once. Its tickets are :class:`Ticket`;
+    every reading of time and every wait is ``clock``'s.
     """
 
-    def __init__(self, rate: float, *, margin: float = DEFAULT_MARGIN) -> None:
+    def __init__(
+        self, rate: float, *, margin: float = DEFAULT_MARGIN, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         rate = validate.positive("rate", rate)
         margin = validate.non_negative("margin", margin, below=1.0)
+        self._now = clock.monotonic
         self._pace = Pace.start(rate, margin)
         self._interval = self._window = self._horizon = self._slack = 0.0
         self._calls = 1
@@ -145,7 +72,7 @@ class Throttle:
         self._sent: deque[Ticket] = deque()
         """Un-refused departures of the last window plus a second, oldest first."""
         self._next_at = float("-inf")
-        self._line = Line()
+        self._line = Line(clock)
         self._number = 0
         self._refusals = 0
 
@@ -157,21 +84,21 @@ class Throttle:
     def refusals(self) -> int:
         return self._refusals
 
-    def try_acquire(self) -> Ticket | None:
+    def try_acquire(self, call: Call) -> Ticket | None:
         """Leave now without awaiting anything, if the line is empty and the pace allows it."""
-        now = time.monotonic()
+        now = self._now()
         if self._line.closed or (self._line.empty and self._due(now) <= 0):
             return self._leave(now)
         return None
 
-    async def acquire(self) -> Ticket:
+    async def acquire(self, call: Call) -> Ticket:
         """Wait in line, then until the pace lets one more call leave; cancellable."""
-        ticket = self.try_acquire()
+        ticket = self.try_acquire(call)
         if ticket is not None:
             return ticket
         async with self._line.turn():
             while True:
-                now = time.monotonic()
+                now = self._now()
                 self._learn(after_clean(self._pace, now=now), "probing up")
                 wait = self._due(now)
                 if wait <= 0 or self._line.closed:
@@ -186,7 +113,7 @@ class Throttle:
             sent.remove(ticket)
         start = ticket.sent_at - 1.0
         accepted = sum(1 for t in sent if start < t.sent_at < ticket.sent_at)
-        now = time.monotonic()
+        now = self._now()
         self._learn(
             after_refusal(self._pace, sent_at=ticket.sent_at, accepted=accepted, now=now),
             f"the gateway refused a call ({accepted} accepted in the second before)",
@@ -225,7 +152,7 @@ class Throttle:
     def _leave(self, now: float) -> Ticket:
         self._next_at = max(self._next_at, now - self._slack) + self._interval
         self._number += 1
-        ticket = _ticket(Ticket, (now, self._number, False))
+        ticket = _ticket(Ticket, (now, self._number))
         self._sent.append(ticket)
         return ticket
 
@@ -234,23 +161,6 @@ class Throttle:
         return f"Throttle(rate={pace.rate!r}, margin={pace.margin!r}, ceiling={pace.ceiling!r})"
 
 
-def log_change(pace: Pace, why: str) -> None:
-    """Say at INFO that the pace changed, and to what."""
-    progress.info(
-        "%s: pace now %.1f calls/s (%d a window, margin %.0f ms; ceiling %g/s)",
-        why,
-        pace.calls_per_second,
-        pace.window_calls,
-        pace.margin * 1000,
-        pace.ceiling,
-    )
-
-
 _ticket = tuple.__new__
 """Builds a :class:`Ticket` without the Python-level ``__new__`` a NamedTuple has: a third of
 the cost of leaving, on the path every call takes."""
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)

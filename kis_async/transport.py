@@ -9,15 +9,18 @@ pacer, send (:class:`~kis_async.wire.Wire`), decode (:mod:`kis_async.models`), j
   refused) and repeat. A call survives two token deaths (say, revoked and then expired while it
   was in flight); a third means KIS refuses every token it issues, and re-issuing again would
   only spam the account holder;
-- ``Retry``: wait as :class:`~kis_async.retry.RetryPolicy` says and repeat, at most
-  ``max_retries`` times; a renewal is not a retry and does not use one up. A refusal for the
-  call rate (``EGW00201``) is first reported to the pacer, which learns from it;
+- ``Retry``: wait as :class:`~kis_async.retry.RetryPolicy` says (a
+  :class:`~kis_async.retry.Backoff`, on the client's clock) and repeat, at most ``max_retries``
+  times; a renewal is not a retry and does not use one up. A refusal for the call rate
+  (``EGW00201``) is first reported to the pacer, which learns from it;
 - ``Fail``, or tries spent: raise the verdict's error. An :class:`~kis_async.errors.AccountError`
   is remembered: every later call, and every call already waiting for the pacer, gets a copy
   of it without asking KIS again (the account will not become valid mid-session).
 
-Every try goes through the pacer, retries and renewals included, so every call KIS counts is
-paced. Token issuance is not: KIS limits it separately, and :mod:`kis_async.auth` paces it.
+Every try goes through the pacer (:class:`~kis_async.pacing.Pacer`), retries and renewals
+included, so every call KIS counts is paced; the pacer is told what the call is (its tr_id and
+priority, a :class:`~kis_async.pacing.Call`). Token issuance is not paced: KIS limits it
+separately, and :mod:`kis_async.auth` paces it.
 """
 
 from __future__ import annotations
@@ -25,19 +28,20 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Mapping
-from typing import Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 import msgspec
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import spec
 from .auth import TokenManager
+from .clock import SYSTEM_CLOCK, Clock
 from .corporate import Corporate, with_gt_uid
 from .endpoints import Envelope
 from .errors import AccountError
 from .models import read_answer
-from .retry import RetryPolicy
-from .throttle import Pacer
+from .pacing import Call, Pacer
+from .retry import Backoff, RetryPolicy
 from .verdict import Fail, Ok, Renew, Retry, classify, parse_retry_after
 from .wire import Wire
 
@@ -59,7 +63,8 @@ class Response(msgspec.Struct, Generic[E], frozen=True):
 
 
 class Transport:
-    """API calls for one client: one wire, one token manager, one pacer, one retry policy.
+    """API calls for one client: one wire, one token manager, one pacer, one retry policy, one
+    clock.
 
     ``redact`` is applied to the message of every error answer, so that the account number KIS
     may quote in it reaches no log or exception whole.
@@ -70,15 +75,17 @@ class Transport:
         wire: Wire,
         *,
         tokens: TokenManager,
-        pacer: Pacer,
+        pacer: Pacer[Any],
         retry: RetryPolicy,
         app_key: str,
         app_secret: str,
         custtype: str,
         corporate: Corporate | None = None,
         redact: Callable[[str], str] = str,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._wire = wire
+        self._clock = clock
         self._redact = redact
         self._tokens = tokens
         self._pacer = pacer
@@ -100,7 +107,7 @@ class Transport:
         self,
         path: str,
         *,
-        tr_id: str,
+        call: Call,
         params: Mapping[str, str] | str,
         decode: Callable[[bytes], E],
         pdno: str | None = None,
@@ -108,12 +115,15 @@ class Transport:
     ) -> Response[E]:
         """GET an API path and decode the answer; raises a :class:`~kis_async.KISError`.
 
+        ``call`` names the tr_id (sent as that header) and the call's priority, for the pacer;
         ``params`` is the query, as a mapping or a string already encoded.
         """
+        tr_id = call.tr_id
         token = self._tokens.fresh() or await self._tokens.get()
-        retries = renewals = 0
+        tries = Backoff(self._retry, self._clock, "API call")
+        renewals = 0
         while True:
-            ticket = self._pacer.try_acquire() or await self._pacer.acquire()
+            ticket = self._pacer.try_acquire(call) or await self._pacer.acquire(call)
             if self._refused is not None:
                 raise copy.copy(self._refused)
             reply = await self._wire.send(
@@ -123,7 +133,8 @@ class Transport:
             if isinstance(outcome, Envelope) and outcome.rt_cd != spec.RT_OK:
                 outcome.msg1 = self._redact(outcome.msg1)
             status = reply.status
-            wait = parse_retry_after(reply.headers.get("Retry-After")) if status >= 400 else None
+            asked = reply.headers.get("Retry-After") if status >= 400 else None
+            wait = parse_retry_after(asked, now=self._clock.time()) if asked else None
             verdict = classify(status, outcome, retry_after=wait, tr_id=tr_id, pdno=pdno)
             if isinstance(verdict, Retry) and verdict.throttled:
                 await self._pacer.refused(ticket)
@@ -134,11 +145,8 @@ class Transport:
                     renewals += 1
                     log.info("token refused (%s); re-issuing once", verdict.error.msg_cd)
                     token = await self._tokens.renew(token, verdict.error)
-                case Retry() if retries < self._retry.max_retries:
-                    delay = self._retry.delay(retries, verdict.after)
-                    log.debug("retry %d in %.2f s after: %s", retries + 1, delay, verdict.error)
-                    await self._retry.sleep(delay)
-                    retries += 1
+                case Retry() if tries.left:
+                    await tries.wait(verdict.error, verdict.after)
                     self.retries += 1
                     token = await self._tokens.get()
                 case Fail(error=AccountError() as refused):

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
+import msgspec
 import pytest
 
-from kis_async import AuthError, KISClient, TransportError
-from kis_async.auth import Token, TokenManager
+from kis_async import AuthError, KISClient, RetryPolicy, TransportError
+from kis_async.auth import Token, TokenIssuer, TokenManager
 from kis_async.simulator import Fault, Simulator
+from kis_async.wire import Reply, Wire
 
 from .conftest import ClientFactory, codes, retries
+from .virtual_clock import VirtualClock
 
 
 async def test_one_token_under_200_concurrent_cold_calls(sim: Simulator, kis: KISClient) -> None:
@@ -105,30 +109,109 @@ EXPIRED = AuthError(
 """KIS's answer to a call with an expired token, as :func:`~kis_async.verdict.classify` has it."""
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def test_token_is_refreshed_before_it_expires_not_after() -> None:
-    clock = _Clock()
+def test_token_is_refreshed_before_it_expires_not_after() -> None:
+    clock = VirtualClock()
     issued: list[Token] = []
 
     async def issue() -> Token:
-        token = Token(f"t{len(issued)}", clock.now + 86400, clock.now)
+        token = Token(f"t{len(issued)}", clock.time() + 86400, clock.time())
         issued.append(token)
         return token
 
-    tokens = TokenManager(issue, store=None, issue_interval=60.0, clock=clock)
-    assert await tokens.get() == "t0"
-    clock.now += 86400 - 301
-    assert await tokens.get() == "t0"
-    clock.now += 2
-    assert await tokens.get() == "t1", "refreshed inside the last five minutes"
+    async def main() -> list[str]:
+        tokens = TokenManager(issue, store=None, issue_interval=60.0, clock=clock)
+        seen = [await tokens.get()]
+        await clock.sleep(86400 - 301)
+        seen.append(await tokens.get())
+        await clock.sleep(2)
+        seen.append(await tokens.get())
+        return seen
+
+    assert clock.run(main()) == ["t0", "t0", "t1"], "refreshed inside the last five minutes"
     assert len(issued) == 2
+
+
+def test_a_reissue_waits_out_the_issuance_interval_on_the_clock() -> None:
+    clock = VirtualClock()
+    issued_at: list[float] = []
+
+    async def issue() -> Token:
+        issued_at.append(clock.monotonic())
+        return Token(f"t{len(issued_at)}", clock.time() + 86400, clock.time())
+
+    async def main() -> None:
+        tokens = TokenManager(issue, store=None, issue_interval=60.0, clock=clock)
+        stale = await tokens.get()
+        await clock.sleep(10)
+        await tokens.renew(stale, EXPIRED)
+
+    clock.run(main())
+    assert issued_at == [0.0, 60.0]
+
+
+class Answers:
+    """A stand-in for the wire: canned replies in order, and when each request was sent."""
+
+    def __init__(self, clock: VirtualClock, *replies: tuple[int, dict[str, object]]) -> None:
+        self._clock = clock
+        self._replies = [Reply(status, body=msgspec.json.encode(body)) for status, body in replies]
+        self.sent_at: list[float] = []
+
+    async def send(self, method: str, path: str, **_: object) -> Reply:
+        self.sent_at.append(self._clock.monotonic())
+        return self._replies.pop(0)
+
+
+TOKEN = (200, {"access_token": "tok", "expires_in": 86400, "token_type": "Bearer"})
+TOO_SOON = (403, {"rt_cd": "1", "msg_cd": "EGW00133", "msg1": "1분당 1회"})
+DOWN = (503, {"not": "a KIS envelope"})
+
+
+def issuer(answers: Answers, clock: VirtualClock, retry: RetryPolicy) -> TokenIssuer:
+    return TokenIssuer(
+        cast(Wire, answers),
+        app_key="key",
+        app_secret="secret",
+        retry=retry,
+        issue_interval=60.0,
+        clock=clock,
+    )
+
+
+def test_one_a_minute_is_waited_out_once_and_is_not_a_retry() -> None:
+    clock = VirtualClock()
+    answers = Answers(clock, TOO_SOON, TOKEN)
+    token = clock.run(issuer(answers, clock, RetryPolicy(max_retries=0))())
+    assert token.access_token == "tok" and token.issued_at == clock.time()
+    assert answers.sent_at == [0.0, 60.0]
+
+
+def test_one_a_minute_twice_is_an_auth_error_after_one_wait() -> None:
+    clock = VirtualClock()
+    answers = Answers(clock, TOO_SOON, TOO_SOON)
+    with pytest.raises(AuthError) as caught:
+        clock.run(issuer(answers, clock, RetryPolicy(max_retries=0))())
+    assert caught.value.msg_cd == "EGW00133"
+    assert answers.sent_at == [0.0, 60.0]
+
+
+def test_token_endpoint_faults_back_off_on_the_clock() -> None:
+    clock = VirtualClock()
+    answers = Answers(clock, DOWN, DOWN, TOKEN)
+    policy = RetryPolicy(max_retries=2, backoff=1.0, uniform=lambda low, high: high)
+    assert clock.run(issuer(answers, clock, policy)()).access_token == "tok"
+    assert answers.sent_at == [0.0, 1.0, 3.0]
+
+
+async def test_a_token_expiry_is_survived_with_no_retries_at_all(
+    sim: Simulator, make_client: ClientFactory
+) -> None:
+    """A renewal is not a retry: ``max_retries=0`` still re-issues a token that expired."""
+    sim.after_calls(30, sim.expire_tokens)
+    async with make_client(retry=retries(0)) as kis:
+        batch = await kis.check_sellable(codes(80))
+    assert batch.ok, batch.errors
+    assert sim.stats.token_issuances == 2
 
 
 async def test_renew_by_many_holders_of_the_same_stale_token_issues_once() -> None:

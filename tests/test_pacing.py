@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 from aiolimiter import AsyncLimiter
 
 from kis_async import endpoints, spec
+from kis_async.pacing import Call, Priority
 from kis_async.simulator import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_SECRET, Fault, Simulator
+from kis_async.throttle import Throttle, Ticket
 
 from .conftest import ClientFactory, codes
 
@@ -75,3 +78,26 @@ async def test_retries_are_paced_too(sim: Simulator, make_client: ClientFactory)
         batch = await kis.check_sellable(codes(40))
     assert batch.ok, batch.errors
     assert sim.stats.max_window <= 40
+
+
+async def test_the_pacer_is_told_each_calls_tr_id_and_whether_it_is_bulk_work(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    told: list[Call] = []
+    try_acquire = Throttle.try_acquire
+
+    def spy(self: Throttle, call: Call) -> Ticket | None:
+        told.append(call)
+        return try_acquire(self, call)
+
+    monkeypatch.setattr(Throttle, "try_acquire", spy)
+    price = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
+    async with make_client() as kis:
+        await kis.sellable_quantity("005930")
+        await kis.check_sellable(["000660", "035420"])
+        await kis.get(endpoints.PRICE.path, tr_id=endpoints.PRICE.tr_id, params=price)
+    assert list(dict.fromkeys(told)) == [  # a call that waits for its slot is told twice
+        Call(endpoints.SELLABLE.tr_id, Priority.INTERACTIVE),
+        Call(endpoints.SELLABLE.tr_id, Priority.BULK),
+        Call(endpoints.PRICE.tr_id, Priority.INTERACTIVE),
+    ]

@@ -17,12 +17,15 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from kis_async import APIError, CallBudgetError, Token, TransportError
-from kis_async.redis_backend import RedisPacer, RedisTokenStore
-from kis_async.simulator import Simulator
+from kis_async.auth import appkey_digest
+from kis_async.redis_backend import OUTAGE, Keys, RedisPacer, RedisTokenStore, _through_outage
+from kis_async.simulator import DEMO_APP_KEY, Simulator
 
 from .conftest import ClientFactory, codes
+from .virtual_clock import VirtualClock
 
 WORKER = Path(__file__).with_name("redis_worker.py")
 
@@ -147,12 +150,13 @@ async def test_redis_down_fails_closed(sim: Simulator, make_client: ClientFactor
 async def test_a_crashed_lock_holder_does_not_wedge_the_others(flushed: str) -> None:
     client = aioredis.Redis.from_url(flushed)
     try:
-        store = RedisTokenStore(client, "kis_async:test:token", lock_timeout=5.0, poll=0.01)
-        await client.set("kis_async:test:token:lock", "crashed-owner", px=150)
+        keys = Keys("test")
+        store = RedisTokenStore(client, keys, lock_timeout=5.0, poll=0.01)
+        await client.set(keys.token_lock, "crashed-owner", px=150)
         async with store.lock():
-            assert await client.get("kis_async:test:token:lock") != b"crashed-owner"
+            assert await client.get(keys.token_lock) != b"crashed-owner"
             await store.save(Token("t1", 4e9, 1e9))
-        assert await client.get("kis_async:test:token:lock") is None
+        assert await client.get(keys.token_lock) is None
         assert await store.load() == Token("t1", 4e9, 1e9)
         await store.discard("other")
         assert await store.load() is not None
@@ -210,10 +214,9 @@ async def test_waiting_on_a_dead_lock_holder_is_said_at_warning(
 ) -> None:
     client = aioredis.Redis.from_url(flushed)
     try:
-        store = RedisTokenStore(
-            client, "kis_async:test:token", lock_timeout=5.0, poll=0.01, warn_every=0.05
-        )
-        await client.set("kis_async:test:token:lock", "crashed-owner", px=300)
+        keys = Keys("test")
+        store = RedisTokenStore(client, keys, lock_timeout=5.0, poll=0.01, warn_every=0.05)
+        await client.set(keys.token_lock, "crashed-owner", px=300)
         with caplog.at_level(logging.WARNING, logger="kis_async"):
             async with store.lock():
                 pass
@@ -232,3 +235,61 @@ async def test_redis_down_with_fail_open_goes_on_alone(
     assert sim.stats.token_issuances == 1
     assert "pacing this process alone" in caplog.text
     assert "keeps its own token" in caplog.text
+
+
+def test_every_key_of_an_appkey_shares_one_hash_tag_and_none_holds_the_appkey() -> None:
+    keys = Keys.of("PSappkey1234", "https://openapi.koreainvestment.com:9443")
+    tag = appkey_digest("PSappkey1234", "https://openapi.koreainvestment.com:9443")
+    named = [keys.departures, keys.next_slot, keys.pace(20, 0.02), keys.token, keys.token_lock]
+    assert named == [
+        f"kis_async:{{{tag}}}:departures",
+        f"kis_async:{{{tag}}}:next",
+        f"kis_async:{{{tag}}}:pace:20:0.02",
+        f"kis_async:{{{tag}}}:token",
+        f"kis_async:{{{tag}}}:token:lock",
+    ]
+    assert all("PSappkey1234" not in key and "koreainvestment" not in key for key in named)
+
+
+async def test_a_client_writes_only_its_appkeys_named_keys(
+    sim: Simulator, make_client: ClientFactory, flushed: str
+) -> None:
+    async with make_client(redis_url=flushed, rate_limit=50, token_issue_interval=60.0) as kis:
+        assert (await kis.check_sellable(codes(30))).ok
+    client = aioredis.Redis.from_url(flushed)
+    try:
+        written = {key.decode() for key in await client.keys("*")}
+    finally:
+        await client.aclose()
+    keys = Keys.of(DEMO_APP_KEY, kis.base_url)
+    assert {keys.departures, keys.next_slot, keys.token} <= written
+    assert written <= {keys.departures, keys.next_slot, keys.pace(50, 0.02), keys.token}
+
+
+def test_a_redis_outage_is_ridden_out_on_the_clients_clock() -> None:
+    clock = VirtualClock()
+    failures = iter([RedisConnectionError(), OSError(), RedisConnectionError()])
+
+    async def command() -> str:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return "done"
+
+    assert clock.run(_through_outage("token store", command, clock=clock)) == "done"
+    assert 0 < clock.monotonic() <= 3 * OUTAGE.max_backoff
+
+
+def test_a_redis_outage_that_lasts_fails_closed_and_fail_open_does_not_wait() -> None:
+    clock = VirtualClock()
+
+    async def down() -> None:
+        raise RedisConnectionError
+
+    with pytest.raises(TransportError, match="token store unreachable"):
+        clock.run(_through_outage("token store", down, clock=clock))
+    waited = clock.monotonic()
+    assert 3 <= waited <= OUTAGE.max_retries * OUTAGE.max_backoff, "about a restart's time"
+    with pytest.raises(TransportError, match="shared pacer unreachable"):
+        clock.run(_through_outage("shared pacer", down, clock=clock, patient=False))
+    assert clock.monotonic() == waited
