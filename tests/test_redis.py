@@ -19,8 +19,9 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from kis_async import APIError, CallBudgetError, Token, TransportError
+from kis_async import APIError, CallBudgetError, Token, TransportError, endpoints
 from kis_async.auth import appkey_digest
+from kis_async.pacing import Call, Priority
 from kis_async.redis_backend import OUTAGE, Keys, RedisPacer, RedisTokenStore, _through_outage
 from kis_async.simulator import DEMO_APP_KEY, Simulator
 
@@ -172,10 +173,11 @@ async def test_a_budget_booked_past_max_wait_refuses_the_call_as_its_own_conditi
     """Not a KIS envelope: nothing was sent, so there is no rt_cd, msg_cd or HTTP status."""
     client = aioredis.Redis.from_url(flushed)
     try:
-        pacer = RedisPacer(client, "kis_async:test:calls", 1.0, max_wait=0.5)
-        await pacer.acquire()
+        pacer = RedisPacer(client, Keys("max-wait"), 1.0, max_wait=0.5)
+        call = Call(endpoints.SELLABLE.tr_id, Priority.BULK)
+        await pacer.acquire(call)
         with pytest.raises(CallBudgetError) as refused:
-            await pacer.acquire()
+            await pacer.acquire(call)
         assert not isinstance(refused.value, APIError)
         assert "max_wait" in refused.value.reason and "HTTP" not in refused.value.reason
     finally:
