@@ -13,9 +13,10 @@ pacer, send (:class:`~kis_async.wire.Wire`), decode (:mod:`kis_async.models`), j
   :class:`~kis_async.retry.Backoff`, on the client's clock) and repeat, at most ``max_retries``
   times; a renewal is not a retry and does not use one up. A refusal for the call rate
   (``EGW00201``) is first reported to the pacer, which learns from it;
-- ``Fail``, or tries spent: raise the verdict's error. An :class:`~kis_async.errors.AccountError`
-  is remembered: every later call, and every call already waiting for the pacer, gets a copy
-  of it without asking KIS again (the account will not become valid mid-session).
+- ``Fail``, or tries spent: raise the verdict's error. A set-up refusal (``Fail.setup``: the
+  account refused, ``AccountError``, or the appkey, appsecret or host, ``AuthError`` such as
+  EGW00304 or EGW02007) is remembered: every later call, and every call already waiting for the
+  pacer, gets a copy of it without asking KIS again (none will become valid mid-session).
 
 Every try goes through the pacer (:class:`~kis_async.pacing.Pacer`), retries and renewals
 included, so every call KIS counts is paced; the pacer is told what the call is (its tr_id and
@@ -38,7 +39,7 @@ from .auth import TokenManager
 from .clock import SYSTEM_CLOCK, Clock
 from .corporate import Corporate, with_gt_uid
 from .endpoints import Envelope
-from .errors import AccountError
+from .errors import KISError
 from .models import read_answer
 from .pacing import Call, Pacer
 from .retry import Backoff, RetryPolicy
@@ -101,7 +102,7 @@ class Transport:
         self._headers_for: dict[tuple[str, str], CIMultiDict[str]] = {}
         self.retries = 0
         """Tries repeated after a transient fault, over every call so far."""
-        self._refused: AccountError | None = None
+        self._refused: KISError | None = None
 
     async def get(
         self,
@@ -149,7 +150,7 @@ class Transport:
                     await tries.wait(verdict.error, verdict.after)
                     self.retries += 1
                     token = await self._tokens.get()
-                case Fail(error=AccountError() as refused):
+                case Fail(error=refused, setup=True):
                     self._refused = copy.copy(refused)
                     self._refused.pdno = None
                     raise refused

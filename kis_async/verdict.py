@@ -74,9 +74,11 @@ class Renew:
 
 @dataclass(frozen=True, slots=True)
 class Fail:
-    """Asking again would get the same answer."""
+    """Asking again would get the same answer. ``setup``: so would any other call of this
+    client (the account, the appkey or the host refused), so the client remembers it."""
 
     error: KISError
+    setup: bool = False
 
 
 Verdict = Ok | Retry | Renew | Fail
@@ -139,7 +141,7 @@ def classify(
         return Retry(error, retry_after, token_interval=True)
     if code in spec.STALE_TOKEN_CODES and not token_endpoint:
         return Renew(error)
-    return Fail(error)
+    return Fail(error, setup=not token_endpoint and kind in (AuthError, AccountError))
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

@@ -196,6 +196,24 @@ async def test_wrong_account_is_one_line_with_the_account_masked(
     assert "12345678" not in result.err
 
 
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [
+        (Fault.APPSECRET_REFUSED, ("EGW00304", "check KIS_APP_SECRET")),
+        (Fault.PAPER_APPKEY, ("EGW02007", "paper", "KIS_BASE_URL")),
+        (Fault.PRODUCT_MISMATCH, ("APBK1271", "product code", "KIS_ACCOUNT")),
+        (Fault.NOT_CONSIGNMENT, ("APAC0489", "위탁", "KIS_ACCOUNT")),
+    ],
+)
+async def test_each_setup_refusal_kis_sends_is_one_line_saying_what_to_fix(
+    sim: Simulator, creds: dict[str, str], cli: Cli, fault: Fault, said: tuple[str, ...]
+) -> None:
+    sim.inject(fault, times=1)
+    result = await cli("check", *(f"{n:06d}" for n in range(100, 120)), env=creds)
+    assert_one_clean_line(result, *said)
+    assert sim.stats.calls == 1
+
+
 async def test_nothing_listening_is_one_line_naming_the_host(
     creds: dict[str, str], cli: Cli
 ) -> None:

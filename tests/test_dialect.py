@@ -15,7 +15,15 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from kis_async import KISClient, ListingChanged, PagingError, endpoints, spec
+from kis_async import (
+    AccountError,
+    AuthError,
+    KISClient,
+    ListingChanged,
+    PagingError,
+    endpoints,
+    spec,
+)
 from kis_async.simulator import DEMO_ACCOUNT, Fault, Holding, Simulator, SimulatorConfig
 
 from .conftest import ClientFactory
@@ -370,3 +378,32 @@ async def test_keys_are_echoed_exactly_padding_included(
             await kis.holdings(max_pages=5)
     assert seen[1]["CTX_AREA_FK100"] == sent["ctx_area_fk100"]
     assert seen[1]["CTX_AREA_NK100"] == sent["ctx_area_nk100"]
+
+
+# -- set-up refusals: one call, remembered ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind", "code"),
+    [
+        (Fault.APPSECRET_REFUSED, AuthError, "EGW00304"),
+        (Fault.PAPER_APPKEY, AuthError, "EGW02007"),
+        (Fault.PRODUCT_MISMATCH, AccountError, "APBK1271"),
+        (Fault.NOT_CONSIGNMENT, AccountError, "APAC0489"),
+    ],
+)
+async def test_a_setup_refusal_is_asked_once_and_remembered_for_every_ticker(
+    config: SimulatorConfig,
+    make_client: ClientFactory,
+    fault: Fault,
+    kind: type[Exception],
+    code: str,
+) -> None:
+    config.rate_limit = 1000
+    async with Simulator(config, numbered(30)) as sim:
+        sim.inject(fault, times=1)
+        async with make_client(base_url=sim.url, max_concurrency=1) as kis:
+            batch = await kis.check_sellable(list(numbered(30)))
+    assert not batch.results and len(batch.errors) == 30
+    assert all(isinstance(e, kind) and e.msg_cd == code for e in batch.errors.values())
+    assert sim.stats.calls == 1
