@@ -93,6 +93,7 @@ class TokenIssuer:
         self._retry = retry
         self._interval = issue_interval
         self._clock = clock
+        self._warned_past_expiry = False
 
     async def __call__(self) -> Token:
         tries = Backoff(self._retry, self._clock, "token request")
@@ -112,7 +113,15 @@ class TokenIssuer:
             )
             match verdict:
                 case Ok():
-                    return _token(cast(TokenAnswer, outcome), self._clock.time())
+                    token, past = _token(cast(TokenAnswer, outcome), self._clock.time())
+                    if past is not None and not self._warned_past_expiry:
+                        self._warned_past_expiry = True
+                        log.warning(
+                            "KIS stated the new token's expiry as %s KST, already past on this "
+                            "host's clock (KIS's clock or this host's is off): using expires_in",
+                            past,
+                        )
+                    return token
                 case Retry(token_interval=True) if not waited_interval:
                     waited_interval = True
                     progress.info(
@@ -127,20 +136,33 @@ class TokenIssuer:
                     raise verdict.error
 
 
-def _token(answer: TokenAnswer, now: float) -> Token:
-    """The token with the earlier of the two expiries KIS states."""
+def _token(answer: TokenAnswer, now: float) -> tuple[Token, str | None]:
+    """The token with the earlier of the two expiries KIS states, unless the stated time is
+    already past: then ``now + expires_in``, and the stated time comes back for a warning.
+
+    KIS was seen live on 2026-08-19 stating an ``access_token_token_expired`` 20 minutes before
+    the request, and a host whose clock runs fast sees the same. Believing it would make the
+    fresh token stale on arrival and re-issue it on every call, each issuance texting the
+    account holder; the API judges the token instead (EGW00123 renews it if it really expired).
+    """
     if not _TOKEN_CHARS.fullmatch(answer.access_token):
         raise DecodeError("token endpoint sent an access_token that cannot be a header value")
     expiries = [now + answer.expires_in] if answer.expires_in > 0 else []
+    past = None
     if answer.access_token_token_expired:
         try:
             stated = datetime.strptime(answer.access_token_token_expired, spec.EXPIRY_FORMAT)
-            expiries.append(stated.replace(tzinfo=spec.KST).timestamp())
         except ValueError:
             log.warning("unreadable access_token_token_expired; using expires_in")
+        else:
+            stated_at = stated.replace(tzinfo=spec.KST).timestamp()
+            if stated_at > now or not expiries:
+                expiries.append(stated_at)
+            else:
+                past = answer.access_token_token_expired
     if not expiries:
         raise DecodeError("token answer states no expiry", field="expires_in")
-    return Token(answer.access_token, min(expiries), now)
+    return Token(answer.access_token, min(expiries), now), past
 
 
 def appkey_digest(app_key: str, host: str) -> str:

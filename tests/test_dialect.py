@@ -407,3 +407,18 @@ async def test_a_setup_refusal_is_asked_once_and_remembered_for_every_ticker(
     assert not batch.results and len(batch.errors) == 30
     assert all(isinstance(e, kind) and e.msg_cd == code for e in batch.errors.values())
     assert sim.stats.calls == 1
+
+
+async def test_a_stated_expiry_already_past_is_warned_once_and_the_token_used(
+    config: SimulatorConfig, make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Seen live on 2026-08-19: the expiry stated 20 minutes before the request. The token is
+    kept for ``expires_in`` and the API judges it; no re-issue loop."""
+    config.stated_expiry_ago = 1200.0
+    caplog.set_level(logging.WARNING, logger="kis_async")
+    async with Simulator(config, numbered(30)) as sim, make_client(base_url=sim.url) as kis:
+        batch = await kis.check_sellable(list(numbered(30)))
+    assert batch.ok and len(batch.results) == 30
+    assert sim.stats.token_issuances == 1
+    warned = [r for r in caplog.records if "already past" in r.getMessage()]
+    assert len(warned) == 1

@@ -217,6 +217,9 @@ class SimulatorConfig:
     """Background calls arrive as a Poisson process (random gaps, sometimes bunched: the harsher
     case) instead of evenly spaced."""
     token_lifetime: float = 86400.0
+    stated_expiry_ago: float | None = None
+    """Seconds before the request that the token answer's ``access_token_token_expired`` states
+    (``expires_in`` still says the real lifetime), as KIS was seen doing live on 2026-08-19."""
     token_issue_interval: float = spec.TOKEN_ISSUE_INTERVAL
     same_token_window: float = spec.SAME_TOKEN_WINDOW
     unknown_tickers: frozenset[str] = UNKNOWN_TICKERS
@@ -490,7 +493,10 @@ class Simulator:
         self._last_issue[app_key] = (now, value)
         self.stats.token_issuances += 1
         record = self._tokens[value]
-        expires = datetime.fromtimestamp(record.expires_at, spec.KST).strftime(spec.EXPIRY_FORMAT)
+        stated = record.expires_at
+        if self.config.stated_expiry_ago is not None:
+            stated = now - self.config.stated_expiry_ago
+        expires = datetime.fromtimestamp(stated, spec.KST).strftime(spec.EXPIRY_FORMAT)
         return _json(
             200,
             {
