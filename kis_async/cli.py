@@ -68,10 +68,11 @@ _ENV_HELP = {
     cfg.ENV_BASE_URL: f"the API host (default {spec.REAL_HOST}); a simulator's URL to try things",
     cfg.ENV_REDIS_URL: "redis://host:port/db: share one token and one call budget with every "
     "process on this appkey (needs the redis extra)",
-    cfg.ENV_PERSONALSECKEY: "a corporate customer's 고객식별키 (custtype B; never printed)",
-    cfg.ENV_PHONE_NUMBER: "corporate: the member's mobile number, digits only",
-    cfg.ENV_IP_ADDR: "corporate: the member's public IP address",
-    cfg.ENV_MAC_ADDRESS: "corporate, optional: a 12-hex-digit MAC address",
+    cfg.ENV_PERSONALSECKEY: "a partner firm's (제휴사, custtype B) 고객식별키 for its member "
+    "(never printed); ordinary corporations need none of these four",
+    cfg.ENV_PHONE_NUMBER: "partner firm: the member's mobile number, digits only",
+    cfg.ENV_IP_ADDR: "partner firm: the member's public IP address",
+    cfg.ENV_MAC_ADDRESS: "partner firm, optional: a 12-hex-digit MAC address",
 }
 _KEYWORD_VARIABLES = dict(zip(("app_key", "app_secret", "account"), cfg.REQUIRED, strict=True)) | {
     keyword: name for name, keyword in cfg.OPTIONAL.items()

@@ -111,9 +111,10 @@ class KISClient:
     :param pace_margin: seconds of arrival jitter the pacing allows for at first (the pace
         widens it when KIS refuses calls that arrived early; see :mod:`kis_async.pace`).
     :param token_issue_interval: seconds between token issuances (KIS: one a minute).
-    :param corporate: a corporate customer's identification (:class:`~kis_async.Corporate`);
-        implies ``custtype="B"``, and every call then carries the corporate headers and a fresh
-        ``gt_uid``. ``custtype`` defaults to ``"P"`` without it.
+    :param corporate: a partner firm's (제휴사) identification of its member
+        (:class:`~kis_async.Corporate`); implies ``custtype="B"``, and every call then carries
+        those headers and a fresh ``gt_uid``. ``custtype`` defaults to ``"P"`` without it, which
+        is right for individuals and ordinary corporations alike.
     :param redis_url: share the token and the call budget with every process using the same
         appkey through this Redis (needs the ``redis`` extra; see
         :mod:`kis_async.redis_backend`). ``redis_fail_open`` paces locally while Redis is down
@@ -539,7 +540,8 @@ def _continuation_key(params: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 
 
 def _customer(custtype: str | None, corporate: Corporate | None) -> tuple[str, Corporate | None]:
-    """``P`` for an individual; ``B`` for a corporate customer, who must say who they are."""
+    """``P`` for an individual or an ordinary corporation; ``B`` for a partner firm (제휴사),
+    which must say which member it calls for."""
     if corporate is not None and not isinstance(corporate, Corporate):
         raise TypeError(f"corporate must be a kis_async.Corporate, got {type(corporate).__name__}")
     if custtype is None:
@@ -547,13 +549,15 @@ def _customer(custtype: str | None, corporate: Corporate | None) -> tuple[str, C
     validate.checked_custtype(custtype)
     if custtype == "B" and corporate is None:
         raise ArgumentError(
-            "custtype 'B' (corporate) needs corporate=Corporate(personalseckey=..., "
-            "phone_number=..., ip_addr=...): KIS refuses a corporate call without them",
+            "custtype 'B' (a partner firm, 제휴사) needs corporate=Corporate(personalseckey=..., "
+            "phone_number=..., ip_addr=...): KIS refuses such a call without them; an ordinary "
+            "corporation's own account is custtype 'P'",
             argument="custtype",
         )
     if custtype == "P" and corporate is not None:
         raise ArgumentError(
-            "custtype 'P' (individual) cannot send corporate=...; leave custtype out",
+            "custtype 'P' (an individual or an ordinary corporation) cannot send "
+            "corporate=...; leave custtype out",
             argument="custtype",
         )
     return custtype, corporate

@@ -31,8 +31,8 @@ CORPORATE: Final = {
     ENV_IP_ADDR: "ip_addr",
     ENV_MAC_ADDRESS: "mac_address",
 }
-"""A corporate customer's variables and the :class:`~kis_async.Corporate` keyword each fills;
-all but the MAC address are required once any is set."""
+"""A partner firm's (제휴사, custtype B) variables and the :class:`~kis_async.Corporate`
+keyword each fills; all but the MAC address are required once any is set."""
 ALL: Final = (*REQUIRED, *OPTIONAL, *CORPORATE)
 
 PROGRESS_LOGGER: Final = "kis_async.progress"
@@ -64,7 +64,7 @@ class Settings(NamedTuple):
 def from_environ(environ: Mapping[str, str] | None = None) -> Settings:
     """Read the variables; ``ValueError`` names every required one that is missing or empty.
 
-    Any of the corporate variables makes the client a corporate one (custtype ``B``).
+    Any of the partner-firm variables makes the client a partner firm's (custtype ``B``).
     """
     env = os.environ if environ is None else environ
     corporate = {kw: env[name].strip() for name, kw in CORPORATE.items() if env.get(name, "")}

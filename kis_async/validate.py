@@ -173,10 +173,11 @@ def checked_params(params: Mapping[str, str]) -> Mapping[str, str]:
 
 
 def checked_custtype(custtype: str) -> str:
-    """``P`` (individual) or ``B`` (corporate)."""
+    """``P`` (individuals and ordinary corporations) or ``B`` (partner firms, 제휴사)."""
     if custtype not in ("P", "B"):
         raise ArgumentError(
-            f"custtype must be 'P' (individual) or 'B' (corporate), got {custtype!r}",
+            "custtype must be 'P' (individuals and ordinary corporations) or 'B' (partner "
+            f"firms, 제휴사), got {custtype!r}",
             argument="custtype",
         )
     return custtype

@@ -284,7 +284,7 @@ class Stats:
     faults: Counter[str] = field(default_factory=Counter)
     per_pdno: Counter[str] = field(default_factory=Counter)
     gt_uids: set[str] = field(default_factory=set)
-    """Every ``gt_uid`` a corporate call carried (a repeat is refused)."""
+    """Every ``gt_uid`` a partner firm's call carried (a repeat is refused)."""
     corporate_headers_from_individuals: int = 0
     """Calls with custtype P that carried a corporate header anyway."""
 
@@ -700,7 +700,7 @@ class Simulator:
         return refusal
 
     def _check_customer(self, headers: Mapping[str, str]) -> web.StreamResponse | None:
-        """A corporate call carries the corporate headers and a gt_uid never seen before."""
+        """A partner firm's call (custtype B) carries its headers and a gt_uid never seen before."""
         if headers.get("custtype") != "B":
             if any(name in headers for name in corporate.REQUIRED_HEADERS):
                 self.stats.corporate_headers_from_individuals += 1
