@@ -29,8 +29,8 @@ from .errors import ArgumentError
 SEQ_NO: Final = "001"
 """The reference page's value for ``seq_no`` (its table says length 2; the value has 3)."""
 REQUIRED_HEADERS: Final = ("personalseckey", "seq_no", "phone_number", "ip_addr", "gt_uid")
-"""What the reference page requires of a partner firm's call (custtype B): what :meth:`Corporate.headers` and
-:func:`with_gt_uid` send, and what the simulator checks."""
+"""What the reference page requires of a partner firm's call (custtype B): what
+:meth:`Corporate.headers` and :func:`with_gt_uid` send, and what the simulator checks."""
 PERSONALSECKEY_MAX_LENGTH: Final = 180
 _PHONE = re.compile(r"[0-9]{9,12}")
 _MAC = re.compile(r"[0-9A-F]{12}")
