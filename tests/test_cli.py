@@ -16,7 +16,6 @@ import os
 import pty
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable
 from pathlib import Path
@@ -29,6 +28,7 @@ from kis_async import config as cfg
 from kis_async.cli import main
 from kis_async.simulator import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_SECRET, Fault, Simulator
 
+from . import forked_cli
 from .conftest import FAST_RATE, codes
 
 
@@ -74,16 +74,21 @@ def home(tmp_path: Path) -> Path:
 
 
 async def kis_async(
-    *args: str,
-    env: dict[str, str] | None = None,
-    stdin: bytes | None = None,
-    home: Path | None = None,
+    *args: str, home: Path, env: dict[str, str] | None = None, stdin: bytes | None = None
 ) -> Result:
-    """Run ``python -m kis_async ARGS`` to the end. Without ``home``, HOME is a temporary
-    directory removed afterwards (tests/test_holdings.py calls this too)."""
-    if home is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            return await kis_async(*args, env=env, stdin=stdin, home=Path(tmp))
+    """Run ``kis-async ARGS`` to the end, in a process of its own forked from one that has
+    kis_async imported (tests/forked_cli.py says why); its streams are files beside ``home``.
+    tests/test_holdings.py calls this too."""
+    runs = sorted(home.parent.glob("run-*"))
+    folder = home.parent / f"run-{len(runs):03d}"
+    ran = await forked_cli.run(args, env=isolated_env(home, env), folder=folder, stdin=stdin or b"")
+    return Result(*ran)
+
+
+async def python_m_kis_async(
+    *args: str, home: Path, env: dict[str, str] | None = None, stdin: bytes | None = None
+) -> Result:
+    """Run ``python -m kis_async ARGS`` to the end: a whole interpreter start, as a user's."""
     proc = await start(home, *args, env=env)
     out, err = await asyncio.wait_for(proc.communicate(stdin or b""), 60)
     assert proc.returncode is not None
@@ -121,9 +126,12 @@ def assert_one_clean_line(result: Result, *needles: str) -> None:
 
 
 async def test_table_lists_results_and_failures_exit_1(
-    sim: Simulator, creds: dict[str, str], cli: Cli
+    sim: Simulator, creds: dict[str, str], home: Path
 ) -> None:
-    code, out, err = await cli("check", "005930", "999999", "--rate", "1000", env=creds)
+    """Run as a user runs it, ``python -m kis_async``: the one happy-path run that pays for a
+    whole interpreter start (the others are forked, tests/forked_cli.py)."""
+    args = ("check", "005930", "999999", "--rate", "1000")
+    code, out, err = await python_m_kis_async(*args, env=creds, home=home)
     assert code == 1
     holding = sim.portfolio["005930"]
     row = next(line for line in out.splitlines() if line.startswith("005930"))
@@ -246,13 +254,14 @@ async def test_unreachable_redis_is_one_line_without_its_password(
 
 
 async def test_redis_url_without_the_redis_package_says_how_to_install_it(
-    sim: Simulator, creds: dict[str, str], cli: Cli, tmp_path: Path
+    sim: Simulator, creds: dict[str, str], home: Path, tmp_path: Path
 ) -> None:
+    """A whole interpreter start: sitecustomize hides redis before anything is imported."""
     hide = tmp_path / "no-redis"
     hide.mkdir()
     (hide / "sitecustomize.py").write_text("import sys\nsys.modules['redis'] = None\n")
     env = creds | {"KIS_REDIS_URL": "redis://127.0.0.1:6379/0", "PYTHONPATH": str(hide)}
-    result = await cli("check", "005930", env=env)
+    result = await python_m_kis_async("check", "005930", env=env, home=home)
     assert_one_clean_line(result, "KIS_REDIS_URL", "redis package is not installed", "[redis]")
     assert sim.stats.calls == 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -106,7 +107,7 @@ async def test_empty_account_checks_nothing(sim: Simulator, make_client: ClientF
     assert sim.stats.calls == 1
 
 
-async def test_cli_check_holdings(sim: Simulator) -> None:
+async def test_cli_check_holdings(sim: Simulator, tmp_path: Path) -> None:
     from kis_async.simulator import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_SECRET
 
     env = {
@@ -115,7 +116,9 @@ async def test_cli_check_holdings(sim: Simulator) -> None:
         "KIS_ACCOUNT": DEMO_ACCOUNT,
         "KIS_BASE_URL": sim.url,
     }
-    code, out, err = await kis_async("check", "--holdings", "--csv", "--rate", "1000", env=env)
+    code, out, err = await kis_async(
+        "check", "--holdings", "--csv", "--rate", "1000", env=env, home=tmp_path
+    )
     assert code == 1, "the sample account holds two delisted tickers"
     held = [p for p, h in sim.portfolio.items() if h.quantity]
     assert [line.split(",")[0] for line in out.splitlines()[1:]] == held
