@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,13 @@ from kis_async.simulator import (
     Simulator,
     SimulatorConfig,
 )
+
+# A suite started in the background (`pytest &`, nohup, some CI runners) inherits SIGINT ignored,
+# and so would every CLI it starts: right for the CLI, which leaves an ignored SIGINT alone as a
+# shell's background job expects, but the Ctrl-C tests would then test nothing. Each pytest
+# process (every xdist worker imports this) takes SIGINT back, as a foreground start has it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 settings.register_profile("ci", derandomize=True)
 if os.environ.get("CI"):

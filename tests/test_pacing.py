@@ -27,7 +27,10 @@ async def test_no_window_above_the_limit_with_latency_jitter(
     assert batch.ok, batch.errors
     assert sim.stats.rejected == 0
     assert sim.stats.max_window <= rate
-    assert sim.stats.max_window >= rate * 0.9, "the pacer keeps the window nearly full"
+    # Near the limit, loosely: on a loaded machine this process's loop falls behind 100 calls a
+    # second. How full the pacer keeps the window is tests/test_throttle.py's (virtual time)
+    # and benchmarks/network.py's to measure; this catches a pacer that has slowed right down.
+    assert sim.stats.max_window >= rate * 0.6, "the pacer keeps the window well filled"
 
 
 async def test_first_second_of_a_batch_is_not_a_burst(
