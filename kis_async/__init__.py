@@ -21,6 +21,7 @@ from .errors import (
     PagingError,
     RateLimitError,
     RequestTimeout,
+    SameTokenError,
     TokenCacheError,
     TransportError,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "RequestTimeout",
     "RetryPolicy",
     "RowPage",
+    "SameTokenError",
     "SellableQuantity",
     "Succeeded",
     "Token",

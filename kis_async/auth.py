@@ -34,11 +34,11 @@ import msgspec
 
 from . import config, spec
 from .clock import SYSTEM_CLOCK, Clock
-from .errors import APIError, AuthError, DecodeError, KISError
+from .errors import APIError, AuthError, DecodeError, KISError, SameTokenError
 from .models import TokenAnswer, decode_token, read_answer
 from .retry import Backoff, RetryPolicy
 from .verdict import Ok, Retry, classify, parse_retry_after
-from .wire import Wire
+from .wire import Closed, Wire
 
 log = logging.getLogger(__name__)
 progress = logging.getLogger(config.PROGRESS_LOGGER)
@@ -48,11 +48,18 @@ _JSON_HEADERS = {"content-type": "application/json; charset=utf-8"}
 
 
 class Token(msgspec.Struct, frozen=True):
-    """An access token and the wall-clock times (epoch seconds) it was issued and expires."""
+    """An access token and the wall-clock times (epoch seconds) it was issued and expires.
+
+    ``dead``, when not empty, is the code KIS refused the token with, and marks one it hands
+    back when asked for a new one, revoked or not (its 6-hour rule): stored so, until
+    ``expires_at``, it tells every process sharing the store not to ask again, since each
+    asking texts the account holder and brings back the same token.
+    """
 
     access_token: str
     expires_at: float
     issued_at: float
+    dead: str = ""
 
     def refresh_at(self) -> float:
         """When to refresh: a tenth of its life, at most 5 min, before it expires."""
@@ -63,7 +70,8 @@ class Token(msgspec.Struct, frozen=True):
         return now < self.refresh_at()
 
     def __repr__(self) -> str:
-        return f"Token(expires_at={self.expires_at!r}, access_token=<redacted>)"
+        dead = f", dead={self.dead!r}" if self.dead else ""
+        return f"Token(expires_at={self.expires_at!r}, access_token=<redacted>{dead})"
 
 
 class TokenIssuer:
@@ -72,6 +80,7 @@ class TokenIssuer:
     Transient faults are retried as :class:`~kis_async.retry.RetryPolicy` says. An ``EGW00133``
     answer (another process issued under a minute ago) waits out ``issue_interval`` once and asks
     again; that wait is not a retry. A refusal raises :class:`~kis_async.errors.AuthError`.
+    :meth:`revoke` is ``POST /oauth2/revokeP``, for the token KIS refuses yet hands back.
     """
 
     def __init__(
@@ -135,6 +144,26 @@ class TokenIssuer:
                 case _:
                     raise verdict.error
 
+    async def revoke(self, access_token: str) -> bool:
+        """Ask KIS to revoke ``access_token``; whether it said it did (HTTP 200). A fault is
+        retried like an issuance's; a refusal is logged, not raised: the caller asks for a new
+        token either way, and judges what comes back."""
+        body = {"appkey": self._grant["appkey"], "appsecret": self._grant["appsecret"]}
+        body["token"] = access_token
+        tries = Backoff(self._retry, self._clock, "token revocation")
+        while True:
+            reply = await self._wire.send(
+                "POST", spec.REVOKE_PATH, headers=_JSON_HEADERS, json=body
+            )
+            if reply.failure is None and reply.status == 200:
+                return True
+            if reply.failure is not None and not isinstance(reply.failure, Closed) and tries.left:
+                await tries.wait(reply.failure, None)
+                continue
+            said = reply.failure if reply.failure is not None else f"HTTP {reply.status}"
+            log.warning("KIS did not confirm revoking the refused token (%s)", said)
+            return False
+
 
 def _token(answer: TokenAnswer, now: float) -> tuple[Token, str | None]:
     """The token with the earlier of the two expiries KIS states, unless the stated time is
@@ -195,6 +224,12 @@ class TokenManager:
     - :meth:`renew` is for a token KIS refused (EGW00123/EGW00121): the first caller re-issues,
       every later caller holding the same stale token gets the new one without another issuance
       (in another process too, when the store is shared).
+    - KIS hands back the same token for 6 hours after an issuance, reportedly even one its API
+      now refuses. A renewal that brings back the refused token revokes it (``revoke``, once,
+      under the store's lock) and issues once more, after the interval; the same token again is
+      an :class:`~kis_async.errors.AuthError` naming the 6-hour rule, remembered for the
+      client's life and, marked :attr:`Token.dead` in the store, by every process sharing it.
+      So a refused token costs at most two issuances, however many calls or processes saw it.
     - Issuances are at least ``issue_interval`` seconds apart (KIS: one a minute), counted from
       the last issuance this process *or the store* knows of.
     - A failure is remembered: credentials refused for the client's lifetime, anything else (a
@@ -208,10 +243,12 @@ class TokenManager:
         issue: Callable[[], Awaitable[Token]],
         *,
         store: TokenStore | None,
+        revoke: Callable[[str], Awaitable[object]] | None = None,
         issue_interval: float = spec.TOKEN_ISSUE_INTERVAL,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._issue = issue
+        self._revoke = revoke
         self._store = store
         self._interval = issue_interval
         self._clock = clock
@@ -226,6 +263,8 @@ class TokenManager:
         self._failure_until = 0.0
         self.issued = 0
         """Issuances this manager asked KIS for (each one pings the account holder)."""
+        self.revoked = 0
+        """Revocations this manager asked KIS for."""
 
     def fresh(self) -> str | None:
         """The token, if it is fresh: the common case, answered without awaiting anything."""
@@ -249,25 +288,20 @@ class TokenManager:
 
     async def renew(self, stale: str, refusal: APIError) -> str:
         """KIS refused ``stale`` (``refusal`` is its answer): return a new token, issuing one
-        only if nobody else has. If KIS issues the very token it had just refused, the refusal
-        stands and is raised (a copy): asking again would only text the account holder."""
+        only if nobody else has (see the class notes for the token KIS hands back)."""
         async with self._lock:
             token = self._token
             if token is not None and token.access_token != stale and token.fresh(self._now()):
                 return token.access_token
             self._keep(None)
-            fresh = await self._obtain(refused=stale)
-            if fresh.access_token == stale:
-                log.warning("KIS re-issued the very token it had just refused (%s)", refusal.msg_cd)
-                raise copy.copy(refusal)
-            return fresh.access_token
+            return (await self._obtain(refused=stale, refusal=refusal)).access_token
 
     def _keep(self, token: Token | None) -> None:
         self._token = token
         self._current = token.access_token if token is not None else ""
         self._refresh_at = token.refresh_at() if token is not None else -math.inf
 
-    async def _obtain(self, *, refused: str | None) -> Token:
+    async def _obtain(self, *, refused: str | None, refusal: APIError | None = None) -> Token:
         """Called under the lock: the store's token unless it is ``refused``, else a new one.
 
         A failure, of the store or of the issuance, is remembered (see the class notes).
@@ -275,7 +309,7 @@ class TokenManager:
         if self._failure is not None and self._now() < self._failure_until:
             raise copy.copy(self._failure)
         try:
-            return await self._stored_or_new(refused)
+            token = await self._stored_or_new(refused, refusal)
         except KISError as exc:
             self._failure = copy.copy(exc)
             refused_for_good = (
@@ -283,23 +317,54 @@ class TokenManager:
             )
             self._failure_until = math.inf if refused_for_good else self._now() + self._interval
             raise
+        self._keep(token)
+        return token
 
-    async def _stored_or_new(self, refused: str | None) -> Token:
+    async def _stored_or_new(self, refused: str | None, refusal: APIError | None) -> Token:
         if self._store is None:
-            return await self._issue_new()
+            try:
+                return await self._replacement(refused, refusal)
+            except _SameToken as same:
+                raise same.error from None
         async with self._store.lock():
             shared = await self._store.load()
             if shared is not None:
                 self._last_issued = max(self._last_issued, shared.issued_at)
+                if shared.dead and self._now() < shared.expires_at:
+                    raise _same_token_error(refusal, shared)
                 if shared.access_token == refused:
                     await self._store.discard(refused)
-                elif shared.fresh(self._now()):
+                elif not shared.dead and shared.fresh(self._now()):
                     log.debug("using the stored access token")
-                    self._keep(shared)
                     return shared
-            token = await self._issue_new()
+            try:
+                token = await self._replacement(refused, refusal)
+            except _SameToken as same:
+                await self._store.save(same.marker)
+                raise same.error from None
             await self._store.save(token)
             return token
+
+    async def _replacement(self, refused: str | None, refusal: APIError | None) -> Token:
+        """A new token; if KIS hands back the ``refused`` one, revoke it and ask once more."""
+        token = await self._issue_new()
+        if refused is None or token.access_token != refused:
+            return token
+        code = refusal.msg_cd if refusal is not None else spec.TOKEN_INVALID
+        log.warning(
+            "KIS handed back the very token its API had just refused (%s): revoking it, "
+            "then asking for a new one once more",
+            code,
+        )
+        if self._revoke is not None:
+            self.revoked += 1
+            await self._revoke(refused)
+        token = await self._issue_new()
+        if token.access_token != refused:
+            return token
+        until = self._now() + spec.SAME_TOKEN_WINDOW
+        marker = Token(refused, expires_at=until, issued_at=token.issued_at, dead=code)
+        raise _SameToken(_same_token_error(refusal, marker), marker)
 
     async def _issue_new(self) -> Token:
         wait = self._last_issued + self._interval - self._now()
@@ -315,5 +380,30 @@ class TokenManager:
         self.issued += 1
         self._failure = None
         self._last_issued = token.issued_at
-        self._keep(token)
         return token
+
+
+class _SameToken(Exception):
+    """Within the manager: the 6-hour error, with the marker the store keeps for the others."""
+
+    def __init__(self, error: SameTokenError, marker: Token) -> None:
+        super().__init__(error)
+        self.error = error
+        self.marker = marker
+
+
+def _same_token_error(refusal: APIError | None, marker: Token) -> SameTokenError:
+    """The 6-hour error for ``marker``'s token: KIS's refusal of it if this process saw one,
+    else the code the store's marker keeps."""
+    if refusal is None:
+        return SameTokenError(
+            rt_cd="", msg_cd=marker.dead, msg1="", status=0, until=marker.expires_at
+        )
+    return SameTokenError(
+        rt_cd=refusal.rt_cd,
+        msg_cd=refusal.msg_cd,
+        msg1=refusal.msg1,
+        status=refusal.status,
+        tr_id=refusal.tr_id,
+        until=marker.expires_at,
+    )

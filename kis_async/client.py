@@ -228,7 +228,11 @@ class KISClient:
             clock=self.clock,
         )
         self._tokens = TokenManager(
-            issuer, store=store, issue_interval=self.token_issue_interval, clock=self.clock
+            issuer,
+            store=store,
+            revoke=issuer.revoke,
+            issue_interval=self.token_issue_interval,
+            clock=self.clock,
         )
         self._pacer = pacer
         self._transport = Transport(

@@ -5,6 +5,7 @@
     KISError
     ├── APIError            KIS answered with an error envelope (rt_cd != "0")
     │   ├── AuthError       credentials or token refused; retrying will not help
+    │   │   └── SameTokenError  a refused token KIS keeps handing back (its 6-hour rule)
     │   ├── AccountError    the account number refused for this appkey
     │   └── RateLimitError  EGW00201 persisted through every retry (also a CallBudgetError)
     ├── CallBudgetError     the call budget had no room for the call: KIS's (RateLimitError),
@@ -32,7 +33,10 @@ exception.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
+
+from .spec import KST
 
 Source = Literal["api", "token", "redis"]
 """What a :class:`TransportError` could not get an answer from."""
@@ -99,6 +103,43 @@ class APIError(KISError):
 
 class AuthError(APIError):
     """The appkey/appsecret or the access token was refused, or no token could be issued."""
+
+
+class SameTokenError(AuthError):
+    """KIS refuses the access token yet hands the same one back when asked for a new one, even
+    after it was revoked: KIS re-issues one token for 6 hours after an issuance.
+
+    ``until`` (epoch seconds) is when a new token can be issued, at the latest; until then the
+    client asks for none, since each asking texts the account holder. The envelope fields are
+    KIS's refusal of the token. When this process saw no refusal itself (another process sharing
+    the token store marked the token dead), only ``msg_cd`` is known: ``msg1`` is empty and
+    ``status`` 0, and the message says so instead of an HTTP status.
+    """
+
+    def __init__(
+        self,
+        *,
+        rt_cd: str,
+        msg_cd: str,
+        msg1: str,
+        status: int,
+        until: float,
+        tr_id: str | None = None,
+        pdno: str | None = None,
+    ) -> None:
+        super().__init__(
+            rt_cd=rt_cd, msg_cd=msg_cd, msg1=msg1, status=status, tr_id=tr_id, pdno=pdno
+        )
+        when = datetime.fromtimestamp(until, KST).strftime("%Y-%m-%d %H:%M KST")
+        refused = f"HTTP {status}" if status else "seen by another process sharing the token"
+        KISError.__init__(
+            self,
+            f"[{msg_cd}] KIS refuses the access token ({refused}) yet hands the same one back "
+            "when asked for a new one, even after revoking it: KIS re-issues one token for 6 "
+            f"hours after an issuance. No token is asked for again until about {when}",
+            pdno=pdno,
+        )
+        self.until = until
 
 
 class AccountError(APIError):

@@ -22,6 +22,7 @@ import time
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, TextIO
 
@@ -39,6 +40,7 @@ from .errors import (
     ClientClosedError,
     KISError,
     RequestTimeout,
+    SameTokenError,
     TokenCacheError,
     TransportError,
 )
@@ -126,6 +128,12 @@ def setup_problem(error: KISError, setup: Setup) -> str | None:
 def _auth_problem(error: AuthError, setup: Setup) -> str:
     code = error.msg_cd or error.rt_cd
     said = printable(error.msg1.strip())
+    if isinstance(error, SameTokenError):
+        when = datetime.fromtimestamp(error.until, spec.KST).strftime("%H:%M KST")
+        return (
+            f"KIS refuses its access token ({code}) yet hands the same one back, revoked or not "
+            f"(one token for 6 hours after an issuance): run again after about {when}"
+        )
     if error.msg_cd == spec.BAD_APPKEY:
         return f"KIS refused the appkey ({code}): check {setup.var(cfg.ENV_APP_KEY)}"
     if error.msg_cd == spec.NOT_PAPER_APPKEY:

@@ -18,6 +18,8 @@ PAPER_HOST: Final = "https://openapivts.koreainvestment.com:29443"
 """Paper trading (모의투자). KIS does not serve inquire-psbl-sell there."""
 
 TOKEN_PATH: Final = "/oauth2/tokenP"
+REVOKE_PATH: Final = "/oauth2/revokeP"
+"""Revokes a token: the one way to make KIS mint a new one within :data:`SAME_TOKEN_WINDOW`."""
 MORE_PAGES: Final = frozenset({"F", "M"})
 """Response ``tr_cont`` values that mean another page follows (``D``/``E``: the last)."""
 NEXT_PAGE: Final = "N"
@@ -28,7 +30,8 @@ CALLS_PER_SECOND: Final = 20
 TOKEN_ISSUE_INTERVAL: Final = 60.0
 """Seconds KIS requires between two token issuances for one appkey."""
 SAME_TOKEN_WINDOW: Final = 6 * 3600.0
-"""Asking again this soon after an issuance returns the same token."""
+"""Asking again this soon after an issuance returns the same token: reportedly even one the API
+refuses (EGW00121), until it is revoked."""
 
 APP_KEY_MAX_LENGTH: Final = 36
 APP_SECRET_MAX_LENGTH: Final = 180

@@ -8,7 +8,7 @@ from typing import cast
 import msgspec
 import pytest
 
-from kis_async import AuthError, KISClient, RetryPolicy, TransportError
+from kis_async import AuthError, KISClient, RetryPolicy, SameTokenError, TransportError
 from kis_async.auth import Token, TokenIssuer, TokenManager
 from kis_async.simulator import Fault, Simulator
 from kis_async.wire import Reply, Wire
@@ -33,11 +33,19 @@ async def test_expired_token_is_reissued_once_mid_batch(sim: Simulator, kis: KIS
     assert sim.stats.tokens_minted == 2
 
 
-async def test_revoked_token_is_reissued_once_mid_batch(sim: Simulator, kis: KISClient) -> None:
+@pytest.mark.parametrize("handed_back", [True, False], ids=["as KIS does", "a new one"])
+async def test_revoked_token_is_reissued_once_mid_batch(
+    sim: Simulator, kis: KISClient, handed_back: bool
+) -> None:
+    """KIS hands the refused token back (the default, as reported): revoked, then one more
+    issuance. A KIS that mints a new one at once costs one issuance and no revocation."""
+    sim.config.refused_token_reissued = handed_back
     sim.after_calls(50, sim.revoke_tokens)
     batch = await kis.check_sellable(codes(200))
     assert batch.ok, batch.errors
-    assert sim.stats.token_issuances == 2
+    assert sim.stats.token_issuances == (3 if handed_back else 2)
+    assert sim.stats.token_revocations == (1 if handed_back else 0)
+    assert sim.stats.tokens_minted == 2
 
 
 async def test_reissue_waits_out_the_issuance_interval(
@@ -230,17 +238,28 @@ async def test_renew_by_many_holders_of_the_same_stale_token_issues_once() -> No
     assert len(issued) == 2
 
 
-async def test_a_refused_token_issued_again_raises_kis_refusal_as_it_was() -> None:
-    async def issue() -> Token:
-        return Token("same", 2e9, 1e9)
+async def test_a_refused_token_issued_again_is_revoked_once_then_the_6_hour_error() -> None:
+    revoked: list[str] = []
 
-    tokens = TokenManager(issue, store=None, issue_interval=0.0)
+    async def issue() -> Token:
+        return Token("tok-3f9a", 2e9, 1e9)
+
+    async def revoke(token: str) -> None:
+        revoked.append(token)
+
+    tokens = TokenManager(issue, store=None, revoke=revoke, issue_interval=0.0)
     stale = await tokens.get()
-    with pytest.raises(AuthError) as refused:
+    with pytest.raises(SameTokenError) as refused:
         await tokens.renew(stale, EXPIRED)
     error = refused.value
-    assert error is not EXPIRED
     assert (error.msg_cd, error.status, error.tr_id) == ("EGW00123", 500, "TTTC8408R")
+    assert "6 hours" in str(error) and "tok-3f9a" not in str(error)
+    assert revoked == ["tok-3f9a"] and tokens.issued == 3
+    with pytest.raises(SameTokenError):
+        await tokens.renew(stale, EXPIRED)
+    with pytest.raises(SameTokenError):
+        await tokens.get()
+    assert revoked == ["tok-3f9a"] and tokens.issued == 3, "remembered: nothing asked again"
 
 
 def test_token_repr_hides_the_token() -> None:

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, Protocol
 
 import pytest
 
-from kis_async import Token, TokenCache, __version__
+from kis_async import Token, TokenCache, __version__, spec
 from kis_async import config as cfg
 from kis_async.cli import main
 from kis_async.simulator import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_SECRET, Fault, Simulator
@@ -202,6 +202,22 @@ async def test_wrong_account_is_one_line_with_the_account_masked(
     result = await cli("check", *what, env=creds | {"KIS_ACCOUNT": "12345678-01"})
     assert_one_clean_line(result, "12****78-01", "OPSQ2000", "check KIS_ACCOUNT")
     assert "12345678" not in result.err
+
+
+async def test_a_token_marked_dead_is_one_line_naming_the_6_hour_rule(
+    sim: Simulator, creds: dict[str, str], cli: Cli, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mark an earlier run left in the cache (KIS handed back the token it refused, even
+    after revoking it): believed, so no token is asked for, and said in one line. The run that
+    leaves it waits out KIS's minute twice, so it is tests/test_same_token.py's, in-process."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    now = time.time()
+    dead = Token("dead-token", now + 3600, now - 10, dead=spec.TOKEN_INVALID)
+    TokenCache.default(DEMO_APP_KEY, sim.url).save(dead)
+    result = await cli("check", *[f"{n:06d}" for n in range(100, 130)], env=creds)
+    assert_one_clean_line(result, "EGW00121", "6 hours", "run again after about")
+    assert "dead-token" not in result.err
+    assert sim.stats.token_requests == 0 and sim.stats.calls == 0
 
 
 @pytest.mark.parametrize(

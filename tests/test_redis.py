@@ -19,7 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from kis_async import APIError, CallBudgetError, Token, TransportError, endpoints
+from kis_async import APIError, CallBudgetError, SameTokenError, Token, TransportError, endpoints
 from kis_async.auth import appkey_digest
 from kis_async.pacing import Call, Priority
 from kis_async.redis_backend import OUTAGE, Keys, RedisPacer, RedisTokenStore, _through_outage
@@ -295,3 +295,22 @@ def test_a_redis_outage_that_lasts_fails_closed_and_fail_open_does_not_wait() ->
     with pytest.raises(TransportError, match="shared pacer unreachable"):
         clock.run(_through_outage("shared pacer", down, clock=clock, patient=False))
     assert clock.monotonic() == waited
+
+
+@pytest.mark.parametrize("frees", [True, False], ids=["revoking frees one", "it does not"])
+async def test_a_refused_token_handed_back_costs_two_issuances_across_redis_clients(
+    sim: Simulator, make_client: ClientFactory, flushed: str, frees: bool
+) -> None:
+    """Two clients on one Redis stand for two processes: the first to renew revokes and
+    re-issues under the Redis lock; the other uses the new token, or believes the dead mark."""
+    sim.config.revoke_frees = frees
+    sim.after_calls(1, sim.revoke_tokens)
+    async with make_client(redis_url=flushed) as a, make_client(redis_url=flushed) as b:
+        batches = await asyncio.gather(a.check_sellable(codes(15)), b.check_sellable(codes(15)))
+    assert sim.stats.token_issuances == 3
+    assert sim.stats.token_revocations == 1
+    for batch in batches:
+        if frees:
+            assert batch.ok, batch.errors
+        else:
+            assert all(isinstance(e, SameTokenError) for e in batch.errors.values())

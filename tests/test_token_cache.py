@@ -95,7 +95,8 @@ async def test_token_refused_by_kis_is_dropped_from_the_cache(
     async with make_client(token_cache=cache) as kis:
         await kis.sellable_quantity("005930")
     assert saved_token(cache, DEMO_APP_KEY, sim.url) != first
-    assert sim.stats.token_issuances == 2
+    assert sim.stats.token_issuances == 3, "the first, the same one handed back, a new one"
+    assert sim.stats.token_revocations == 1
 
 
 def test_default_location_is_per_user_and_keyed_by_host_and_appkey(

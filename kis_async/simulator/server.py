@@ -222,6 +222,16 @@ class SimulatorConfig:
     (``expires_in`` still says the real lifetime), as KIS was seen doing live on 2026-08-19."""
     token_issue_interval: float = spec.TOKEN_ISSUE_INTERVAL
     same_token_window: float = spec.SAME_TOKEN_WINDOW
+    """A token request this soon after the appkey's last minting hands back that same token."""
+    refused_token_reissued: bool = True
+    """Within ``same_token_window``, hand back the token even once the API refuses it (EGW00121,
+    :meth:`Simulator.revoke_tokens`), as KIS's users report; False: only a live one."""
+    revoke_frees: bool = True
+    """``POST /oauth2/revokeP`` lets the next request mint a new token (the assumption the client
+    builds on); False: the revoked token keeps coming back until ``same_token_window`` passes."""
+    one_token_per_appkey: bool = False
+    """Minting a token makes the appkey's earlier ones answer EGW00121, as one project reports
+    (an issuance elsewhere invalidates the earlier token)."""
     unknown_tickers: frozenset[str] = UNKNOWN_TICKERS
     fault_rate: float = 0.0
     """Chance that any API call gets a random fault from ``fault_kinds``."""
@@ -263,6 +273,8 @@ class Stats:
     """Successful tokenP answers: each one would ping the account holder's phone."""
     tokens_minted: int = 0
     """Distinct tokens created (a re-issue within six hours returns the same one)."""
+    token_revocations: int = 0
+    """``POST /oauth2/revokeP`` requests."""
     calls: int = 0
     """API calls from clients that arrived, rejected ones included (background calls are not)."""
     rejected: int = 0
@@ -294,6 +306,7 @@ class Stats:
             "token_requests": self.token_requests,
             "token_issuances": self.token_issuances,
             "tokens_minted": self.tokens_minted,
+            "token_revocations": self.token_revocations,
             "calls": self.calls,
             "rejected": self.rejected,
             "max_window": self.max_window,
@@ -310,7 +323,9 @@ class _Token:
     minted_at: float
     expires_at: float
     dead: str = ""
-    """The msg_cd this token now earns: expired or revoked."""
+    """The msg_cd this token now earns: expired or refused."""
+    revoked: bool = False
+    """Revoked with ``POST /oauth2/revokeP``."""
 
 
 class Simulator:
@@ -376,6 +391,7 @@ class Simulator:
         """The ``aiohttp`` application, for embedding in another server."""
         app = web.Application()
         app.router.add_post(spec.TOKEN_PATH, self._issue_token)
+        app.router.add_post(spec.REVOKE_PATH, self._revoke_token)
         app.router.add_get(SELLABLE.path, self._sellable)
         app.router.add_get(BALANCE.path, self._balance)
         app.router.add_get(PRICE.path, self._price)
@@ -454,7 +470,9 @@ class Simulator:
         self._expire_all(spec.TOKEN_EXPIRED)
 
     def revoke_tokens(self) -> None:
-        """Every token issued so far now answers EGW00121, as after a revocation elsewhere."""
+        """Every token issued so far now answers EGW00121, as after KIS's maintenance; within
+        ``same_token_window`` a token request still hands the last one back, unless it is
+        revoked (``config.refused_token_reissued``)."""
         self._expire_all(spec.TOKEN_INVALID)
 
     def _expire_all(self, code: str) -> None:
@@ -508,19 +526,48 @@ class Simulator:
         )
 
     def _reusable_token(self, app_key: str, now: float) -> str | None:
+        """The appkey's last token if KIS would hand it back now: minted within the window,
+        and neither expired nor (if the knobs say so) refused or revoked."""
         for value, token in reversed(self._tokens.items()):
             if token.app_key != app_key:
                 continue
-            alive = not token.dead and now < token.expires_at
-            recent = now - token.minted_at < self.config.same_token_window
-            return value if alive and recent else None
+            config = self.config
+            recent = now - token.minted_at < config.same_token_window
+            expired = token.dead == spec.TOKEN_EXPIRED or now >= token.expires_at
+            refused = token.dead == spec.TOKEN_INVALID and not config.refused_token_reissued
+            freed = token.revoked and config.revoke_frees
+            return value if recent and not (expired or refused or freed) else None
         return None
 
     def _mint(self, app_key: str, now: float) -> str:
         value = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzUxMiJ9." + secrets.token_urlsafe(96)
+        if self.config.one_token_per_appkey:
+            for token in self._tokens.values():
+                if token.app_key == app_key:
+                    token.dead = token.dead or spec.TOKEN_INVALID
         self._tokens[value] = _Token(app_key, now, now + self.config.token_lifetime)
         self.stats.tokens_minted += 1
         return value
+
+    async def _revoke_token(self, request: web.Request) -> web.StreamResponse:
+        """``POST /oauth2/revokeP`` with ``{"appkey", "appsecret", "token"}``: the token answers
+        EGW00121 from now on, and (``config.revoke_frees``) is never handed back again."""
+        await self._travel()
+        self.stats.token_revocations += 1
+        try:
+            body = msgspec.json.decode(await request.read(), type=dict[str, str])
+        except msgspec.MsgspecError:
+            return _error(400, "SIM00400", "요청 본문이 JSON이 아닙니다 (simulated)")
+        app_key = body.get("appkey", "")
+        refusal = self._check_credentials(app_key, body.get("appsecret", ""), 403)
+        if refusal is not None:
+            return refusal
+        token = self._tokens.get(body.get("token", ""))
+        if token is None or token.app_key != app_key:
+            return _token_refusal(spec.TOKEN_INVALID)
+        token.dead = token.dead or spec.TOKEN_INVALID
+        token.revoked = True
+        return _json(200, {"code": 200, "message": _REVOKED})
 
     # -- API --------------------------------------------------------------------------------------
 
@@ -931,6 +978,8 @@ async def _pause(mean: float, spread: float, rng: random.Random) -> None:
 
 
 _LIVE_OK = "정상적으로 조회되었습니다"
+_REVOKED = "접근토큰 폐기에 성공하였습니다"
+"""revokeP's message (the client reads only the HTTP status)."""
 _SUMMARY_KEYS = (
     "dnca_tot_amt",
     "nxdy_excc_amt",
