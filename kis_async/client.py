@@ -27,6 +27,7 @@ from .clock import SYSTEM_CLOCK, Clock, checked_clock
 from .corporate import Corporate
 from .endpoints import BALANCE, SELLABLE, BalancePage, Envelope, Position, SellableQuantity
 from .errors import APIError, ArgumentError, ListingChanged, PagingError
+from .ledger import Ledger
 from .models import (
     decode_as,
     decode_continuation,
@@ -68,6 +69,13 @@ class ClientStats:
     """Tries repeated after any transient fault."""
     token_issuances: int
     """Tokens this client had KIS issue (each one notifies the account holder)."""
+    ledger_pace: float | None = None
+    """Calls per second the account ledger's pace lets out, once a tr_id has drawn EGW00215
+    (:mod:`kis_async.ledger`); ``None`` before."""
+    ledger_refusals: int = 0
+    """Calls the account ledger refused (EGW00215), retried or not."""
+    ledger_tr_ids: tuple[str, ...] = ()
+    """The tr_ids that keep the ledger's pace."""
 
 
 class _DefaultTokenCache:
@@ -182,6 +190,7 @@ class KISClient:
         self._shared: Shared | None = None
         self._tokens: TokenManager | None = None
         self._pacer: Pacer[Any] | None = None
+        self._ledger: Ledger | None = None
         self._transport: Transport | None = None
 
     @classmethod
@@ -215,9 +224,25 @@ class KISClient:
                 clock=self.clock,
             )
             pacer, store = self._shared.pacer, self._shared.store
+            shared = self._shared
+            account = f"{self.account.cano}-{self.account.product}"
+            ledger = Ledger(
+                lambda start: shared.ledger_pacer(account, start),
+                ceiling=self.rate_limit,
+                margin=self.pace_margin,
+                now=self.clock.time,
+            )
         else:
             pacer = Throttle(self.rate_limit, margin=self.pace_margin, clock=self.clock)
             store = FileTokenStore(self._token_cache) if self._token_cache else None
+            ledger = Ledger(
+                lambda start: Throttle(
+                    start.ceiling, margin=start.base_margin, start=start, clock=self.clock
+                ),
+                ceiling=self.rate_limit,
+                margin=self.pace_margin,
+                now=self.clock.monotonic,
+            )
         self._wire = Wire(self.base_url, timeout=self.timeout, connections=self.max_concurrency)
         issuer = TokenIssuer(
             self._wire,
@@ -235,10 +260,12 @@ class KISClient:
             clock=self.clock,
         )
         self._pacer = pacer
+        self._ledger = ledger
         self._transport = Transport(
             self._wire,
             tokens=self._tokens,
             pacer=pacer,
+            ledger=ledger,
             retry=self.retry,
             app_key=self._app_key,
             app_secret=self._app_secret,
@@ -262,6 +289,8 @@ class KISClient:
         ``TransportError``; so does every call made after."""
         if self._pacer is not None:
             self._pacer.close()
+        if self._ledger is not None:
+            self._ledger.close()
         if self._wire is not None:
             await self._wire.close()
         if self._shared is not None:
@@ -277,6 +306,7 @@ class KISClient:
     def stats(self) -> ClientStats:
         """The pace in force, refusals and retries so far (see :class:`ClientStats`)."""
         pacer, transport = self._pacer, self._transport
+        ledger_pacer = self._ledger.pacer if self._ledger is not None else None
         pace = pacer.pace if pacer is not None else Pace.start(self.rate_limit, self.pace_margin)
         return ClientStats(
             rate_limit=self.rate_limit,
@@ -286,6 +316,9 @@ class KISClient:
             refusals=pacer.refusals if pacer is not None else 0,
             retries=transport.retries if transport is not None else 0,
             token_issuances=self.token_issuances,
+            ledger_pace=ledger_pacer.pace.calls_per_second if ledger_pacer is not None else None,
+            ledger_refusals=transport.ledger_refusals if transport is not None else 0,
+            ledger_tr_ids=tuple(sorted(self._ledger.tr_ids)) if self._ledger is not None else (),
         )
 
     async def sellable_quantity(self, pdno: str) -> SellableQuantity:

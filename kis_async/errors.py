@@ -160,7 +160,8 @@ class CallBudgetError(KISError):
 
 
 class RateLimitError(APIError, CallBudgetError):
-    """KIS kept answering EGW00201 (per-second limit) after every retry."""
+    """KIS kept answering EGW00201 (the appkey's per-second limit), or EGW00215 (the account
+    ledger's), after every retry."""
 
 
 class TransportError(KISError):

@@ -18,8 +18,11 @@ When the gateway refuses a call (``EGW00201``), :func:`after_refusal` compares h
 client's own calls the gateway accepted in the second before that call left (``accepted``) with
 what the pace allowed:
 
-- nearly all of them (at least one, and ``window_calls - 1 - window_calls // 10``): the pace was
-  right and a call arrived early, so the *margin* is doubled (jitter: 20 ms becomes 40, 80...);
+- nearly all of them (at least two, and ``window_calls - 1 - window_calls // 10``): the pace was
+  right and a call arrived early, so the *margin* is doubled (jitter: 20 ms becomes 40, 80...).
+  At two calls a window or fewer (a ledger's pace, :mod:`kis_async.ledger`) one accepted call
+  cannot tell jitter from a lower limit, and is read as the limit: widening the margin there
+  would keep every other call refused;
 - clearly fewer: the gateway's limit, or what other programs left of it, is about ``accepted``,
   so the *rate* drops to that (by at most half at a time: one refusal is one observation), and
   ``wall`` remembers where refusals began.
@@ -122,7 +125,7 @@ def after_refusal(pace: Pace, *, sent_at: float, accepted: int, now: float) -> P
     if pace.changed_at is not None and sent_at < pace.changed_at + pace.window:
         return pace
     calls = pace.window_calls
-    if accepted >= max(1, calls - 1 - calls // 10):
+    if accepted >= max(2, calls - 1 - calls // 10):
         margin = min(MAX_MARGIN, max(pace.margin * 2, pace.margin + MARGIN_STEP))
         return replace(pace, margin=margin, changed_at=now, wary_steps=0)
     rate = _whole(max(float(accepted), pace.rate / 2), pace.ceiling)

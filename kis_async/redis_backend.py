@@ -29,6 +29,7 @@ clock every process shares.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -69,19 +70,29 @@ class Keys:
     - ``kis_async:{name}:pace:<rate>:<margin>``: a hash, ``version`` and ``pace`` (JSON): the
       pace learned from refusals, kept apart for each configured ceiling and margin;
     - ``kis_async:{name}:token``: the access token (JSON), expiring when it does;
-    - ``kis_async:{name}:token:lock``: redis-py's lock around issuance.
+    - ``kis_async:{name}:token:lock``: redis-py's lock around issuance;
+    - ``kis_async:{name}:ledger:<account>:departures``, ``...:next`` and ``...:pace:...``: the
+      same three for one account's ledger limit (:meth:`ledger`; ``<account>`` is a hash).
     """
 
     name: str
+    scope: str = ""
+    """Empty for the appkey's keys; ``ledger:<account hash>`` for an account's ledger."""
 
     @classmethod
     def of(cls, app_key: str, host: str) -> Keys:
         """The keys of ``app_key`` on ``host``."""
         return cls(appkey_digest(app_key, host))
 
+    def ledger(self, account: str) -> Keys:
+        """The keys of ``account``'s ledger pace, in the appkey's hash slot."""
+        digest = hashlib.sha256(f"{self.name}\0{account}".encode()).hexdigest()[:16]
+        return Keys(self.name, f"ledger:{digest}")
+
     @property
     def _prefix(self) -> str:
-        return f"kis_async:{{{self.name}}}"
+        scope = f":{self.scope}" if self.scope else ""
+        return f"kis_async:{{{self.name}}}{scope}"
 
     @property
     def departures(self) -> str:
@@ -200,6 +211,22 @@ class Shared:
     pacer: RedisPacer
     store: RedisTokenStore
     connection: aioredis.Redis
+    keys: Keys
+    fail_open: bool = False
+    clock: Clock = SYSTEM_CLOCK
+
+    def ledger_pacer(self, account: str, start: Pace) -> RedisPacer:
+        """The pacer of ``account``'s ledger limit (:mod:`kis_async.ledger`), shared by every
+        process on the appkey like the appkey's pace, starting from ``start``."""
+        return RedisPacer(
+            self.connection,
+            self.keys.ledger(account),
+            start.ceiling,
+            margin=start.base_margin,
+            fail_open=self.fail_open,
+            start=start,
+            clock=self.clock,
+        )
 
     async def aclose(self) -> None:
         await self.connection.aclose()
@@ -226,6 +253,9 @@ def open_shared(
         RedisPacer(connection, keys, rate, margin=margin, fail_open=fail_open, clock=clock),
         RedisTokenStore(connection, keys, fail_open=fail_open, clock=clock),
         connection,
+        keys,
+        fail_open,
+        clock,
     )
 
 
@@ -262,6 +292,7 @@ class RedisPacer(Pacer[Booking | Ticket]):
         margin: float = DEFAULT_MARGIN,
         max_wait: float = 30.0,
         fail_open: bool = False,
+        start: Pace | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         pace_key = keys.pace(rate, margin)
@@ -274,7 +305,8 @@ class RedisPacer(Pacer[Booking | Ticket]):
         self._set_pace = client.register_script(_SET_PACE)
         self._clock = clock
         self._fallback = Throttle(rate, margin=margin, clock=clock) if fail_open else None
-        self._pace = Pace.start(rate, margin)
+        self._pace = start if start is not None else Pace.start(rate, margin)
+        """Until a process stores one, every process starts from the same ``start``."""
         self._version = "0"
         self._line = Line(clock)
         self._id = secrets.token_hex(6)

@@ -70,6 +70,9 @@ QUERY_REFUSED: Final = "OPSQ2001"
 LEDGER_LIMITED: Final = "EGW00215"
 """More calls per second than the account ledger allows (reported by users in 2026, about one a
 second per account across ledger inquiries such as inquire-balance). Transient."""
+LEDGER_CALLS_PER_SECOND: Final = 1.0
+"""The ledger limit one project measured (TTTC8434R, TTTC8001R and TTTC8036R together, per
+account): where a ledger pace starts once a tr_id draws EGW00215."""
 DATA_CHANGED: Final = "SYDB0050"
 """The data changed since the first page: ask again from the start (``rt_cd`` "7")."""
 APPSECRET_REFUSED: Final = "EGW00304"
@@ -111,7 +114,7 @@ CREDENTIAL_CODES: Final = frozenset(
 ACCOUNT_CODES: Final = frozenset({ACCOUNT_REFUSED, "APBK0917", PRODUCT_MISMATCH, NOT_CONSIGNMENT})
 """The account refused for this appkey or this inquiry: permanent, an AccountError."""
 GATEWAY_ERROR_CODES: Final = frozenset(
-    {RATE_LIMITED, TOKEN_ISSUE_TOO_SOON, *STALE_TOKEN_CODES, *CREDENTIAL_CODES}
+    {RATE_LIMITED, LEDGER_LIMITED, TOKEN_ISSUE_TOO_SOON, *STALE_TOKEN_CODES, *CREDENTIAL_CODES}
 )
-"""The gateway's documented refusals: an answer carrying one of these is an error, whatever its
+"""The gateway's refusals: an answer carrying one of these is an error, whatever its
 ``rt_cd`` says (success answers carry codes such as ``KIOK0510`` or ``APBK0013``)."""

@@ -60,12 +60,19 @@ class Throttle(Pacer[Ticket]):
     """
 
     def __init__(
-        self, rate: float, *, margin: float = DEFAULT_MARGIN, clock: Clock = SYSTEM_CLOCK
+        self,
+        rate: float,
+        *,
+        margin: float = DEFAULT_MARGIN,
+        start: Pace | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        """``start`` is a pace already learned (``rate`` and ``margin`` its ceiling and base
+        margin): where a ledger's pace begins (:mod:`kis_async.ledger`)."""
         rate = validate.positive("rate", rate)
         margin = validate.non_negative("margin", margin, below=1.0)
         self._now = clock.monotonic
-        self._pace = Pace.start(rate, margin)
+        self._pace = start if start is not None else Pace.start(rate, margin)
         self._interval = self._window = self._horizon = self._slack = 0.0
         self._calls = 1
         self._derive()

@@ -12,7 +12,8 @@ pacer, send (:class:`~kis_async.wire.Wire`), decode (:mod:`kis_async.models`), j
 - ``Retry``: wait as :class:`~kis_async.retry.RetryPolicy` says (a
   :class:`~kis_async.retry.Backoff`, on the client's clock) and repeat, at most ``max_retries``
   times; a renewal is not a retry and does not use one up. A refusal for the call rate
-  (``EGW00201``) is first reported to the pacer, which learns from it;
+  (``EGW00201``) is first reported to the pacer, which learns from it; one for the account
+  ledger's rate (``EGW00215``) to the :class:`~kis_async.ledger.Ledger`, never to the pacer;
 - ``Fail``, or tries spent: raise the verdict's error. A set-up refusal (``Fail.setup``: the
   account refused, ``AccountError``, or the appkey, appsecret or host, ``AuthError`` such as
   EGW00304 or EGW02007) is remembered: every later call, and every call already waiting for the
@@ -20,8 +21,9 @@ pacer, send (:class:`~kis_async.wire.Wire`), decode (:mod:`kis_async.models`), j
 
 Every try goes through the pacer (:class:`~kis_async.pacing.Pacer`), retries and renewals
 included, so every call KIS counts is paced; the pacer is told what the call is (its tr_id and
-priority, a :class:`~kis_async.pacing.Call`). Token issuance is not paced: KIS limits it
-separately, and :mod:`kis_async.auth` paces it.
+priority, a :class:`~kis_async.pacing.Call`). A tr_id that has drawn ``EGW00215`` waits for
+the ledger's pace first. Token issuance is not paced: KIS limits it separately, and
+:mod:`kis_async.auth` paces it.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .corporate import Corporate, with_gt_uid
 from .endpoints import Envelope
 from .errors import KISError
+from .ledger import Ledger
 from .models import read_answer
 from .pacing import Call, Pacer
 from .retry import Backoff, RetryPolicy
@@ -78,6 +81,7 @@ class Transport:
         tokens: TokenManager,
         pacer: Pacer[Any],
         retry: RetryPolicy,
+        ledger: Ledger | None = None,
         app_key: str,
         app_secret: str,
         custtype: str,
@@ -90,6 +94,7 @@ class Transport:
         self._redact = redact
         self._tokens = tokens
         self._pacer = pacer
+        self._ledger = ledger
         self._retry = retry
         self._static_headers = {
             "content-type": "application/json; charset=utf-8",
@@ -102,6 +107,8 @@ class Transport:
         self._headers_for: dict[tuple[str, str], CIMultiDict[str]] = {}
         self.retries = 0
         """Tries repeated after a transient fault, over every call so far."""
+        self.ledger_refusals = 0
+        """Tries the account ledger refused (EGW00215), over every call so far."""
         self._refused: KISError | None = None
 
     async def get(
@@ -123,7 +130,9 @@ class Transport:
         token = self._tokens.fresh() or await self._tokens.get()
         tries = Backoff(self._retry, self._clock, "API call")
         renewals = 0
+        ledger = self._ledger
         while True:
+            booked = await ledger.acquire(call) if ledger and ledger.covers(tr_id) else None
             ticket = self._pacer.try_acquire(call) or await self._pacer.acquire(call)
             if self._refused is not None:
                 raise copy.copy(self._refused)
@@ -137,8 +146,12 @@ class Transport:
             asked = reply.headers.get("Retry-After") if status >= 400 else None
             wait = parse_retry_after(asked, now=self._clock.time()) if asked else None
             verdict = classify(status, outcome, retry_after=wait, tr_id=tr_id, pdno=pdno)
-            if isinstance(verdict, Retry) and verdict.throttled:
-                await self._pacer.refused(ticket)
+            if isinstance(verdict, Retry):
+                if verdict.throttled:
+                    await self._pacer.refused(ticket)
+                elif verdict.ledger and ledger is not None:
+                    self.ledger_refusals += 1
+                    await ledger.refused(call, booked)
             match verdict:
                 case Ok():
                     return Response(cast(E, outcome), reply.headers, reply.body)

@@ -8,7 +8,8 @@ further try is made:
 - :class:`Ok`: ``rt_cd`` "0" on a 1xx/2xx status.
 - :class:`Retry`: worth another try after a wait. Connection failures, timeouts, 5xx/429 pages
   that are not KIS JSON (a proxy's), ``EGW00201`` (per-second limit: ``throttled``, so the pacer
-  can learn from it) and, on the token endpoint, ``EGW00133`` (one token a minute:
+  can learn from it), ``EGW00215`` (the account ledger's limit: ``ledger``, for the ledger's
+  pacer, never the appkey's) and, on the token endpoint, ``EGW00133`` (one token a minute:
   ``token_interval``). ``after`` is the wait the server asked for, if it said.
 - :class:`Renew`: ``EGW00123``/``EGW00121``, the token was refused; a new one may help.
 - :class:`Fail`: asking again gives the same answer (any other KIS error envelope, a malformed
@@ -61,6 +62,9 @@ class Retry:
     """Seconds the server asked to wait (``Retry-After``), if it said."""
     throttled: bool = False
     """The gateway refused the call rate (``EGW00201``): feedback for the pacer."""
+    ledger: bool = False
+    """The account ledger refused the call rate (``EGW00215``): feedback for the ledger's pace
+    (:mod:`kis_async.ledger`), not the appkey's."""
     token_interval: bool = False
     """The token endpoint says one issuance a minute (``EGW00133``): wait out the interval."""
 
@@ -121,7 +125,7 @@ def classify(
         return _OK
     code = answer.msg_cd
     kind: type[APIError] = APIError
-    if code == spec.RATE_LIMITED:
+    if code in (spec.RATE_LIMITED, spec.LEDGER_LIMITED):
         kind = RateLimitError
     elif token_endpoint or code in spec.STALE_TOKEN_CODES or code in spec.CREDENTIAL_CODES:
         kind = AuthError
@@ -137,6 +141,8 @@ def classify(
     )
     if code == spec.RATE_LIMITED:
         return Retry(error, retry_after, throttled=True)
+    if code == spec.LEDGER_LIMITED:
+        return Retry(error, retry_after, ledger=True)
     if token_endpoint and code == spec.TOKEN_ISSUE_TOO_SOON:
         return Retry(error, retry_after, token_interval=True)
     if code in spec.STALE_TOKEN_CODES and not token_endpoint:

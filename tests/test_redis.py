@@ -314,3 +314,27 @@ async def test_a_refused_token_handed_back_costs_two_issuances_across_redis_clie
             assert batch.ok, batch.errors
         else:
             assert all(isinstance(e, SameTokenError) for e in batch.errors.values())
+
+
+async def test_two_clients_over_redis_share_one_ledger_pace_per_account(
+    sim: Simulator, make_client: ClientFactory, flushed: str
+) -> None:
+    """Two clients stand for two processes listing one account: once each has drawn EGW00215
+    they book the ledger's slots in one schedule (1/s together), not one each (2/s)."""
+    sim.config.ledger_limit = 1
+    sim.portfolio = dict(list(sim.portfolio.items())[:110])
+    held = [pdno for pdno, holding in sim.portfolio.items() if holding.quantity]
+    async with make_client(redis_url=flushed) as a, make_client(redis_url=flushed) as b:
+        lists = await asyncio.gather(a.held_tickers(), b.held_tickers())
+        ledger_tr_ids = a.stats.ledger_tr_ids, b.stats.ledger_tr_ids
+    assert all(listed == held for listed in lists)
+    assert ledger_tr_ids == ((endpoints.BALANCE.tr_id,),) * 2
+    assert sim.stats.ledger_max_window == 1
+    assert sim.stats.ledger_rejected <= 4, "each joins once; after that one schedule"
+    connection = aioredis.Redis.from_url(flushed)
+    try:
+        keys = [key.decode() async for key in connection.scan_iter("kis_async:*:ledger:*")]
+    finally:
+        await connection.aclose()
+    assert keys and all(key.startswith("kis_async:{") for key in keys)
+    assert not [key for key in keys if "50123456" in key], "the account is hashed"

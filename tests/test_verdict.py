@@ -50,6 +50,7 @@ class Row:
     token_endpoint: bool = False
     throttled: bool = False
     token_interval: bool = False
+    ledger: bool = False
 
 
 TABLE = {
@@ -58,6 +59,8 @@ TABLE = {
     "per-second limit on 200": Row(
         200, envelope("EGW00201"), Retry, RateLimitError, throttled=True
     ),
+    "ledger limit": Row(500, envelope("EGW00215"), Retry, RateLimitError, ledger=True),
+    "ledger limit on 200": Row(200, envelope("EGW00215"), Retry, RateLimitError, ledger=True),
     "token expired": Row(500, envelope("EGW00123"), Renew, AuthError),
     "token invalid": Row(500, envelope("EGW00121"), Renew, AuthError),
     "wrong appkey": Row(500, envelope("EGW00103"), Fail, AuthError),
@@ -106,7 +109,8 @@ def test_classify(row: Row) -> None:
     if not isinstance(verdict.error, DecodeError):
         assert verdict.error.pdno == "005930"
     if isinstance(verdict, Retry):
-        assert (verdict.throttled, verdict.token_interval) == (row.throttled, row.token_interval)
+        said = (verdict.throttled, verdict.token_interval, verdict.ledger)
+        assert said == (row.throttled, row.token_interval, row.ledger)
 
 
 def test_api_error_carries_what_a_user_needs() -> None:

@@ -232,6 +232,12 @@ class SimulatorConfig:
     one_token_per_appkey: bool = False
     """Minting a token makes the appkey's earlier ones answer EGW00121, as one project reports
     (an issuance elsewhere invalidates the earlier token)."""
+    ledger_limit: int | None = None
+    """Calls a sliding second each account's ledger takes across ``ledger_tr_ids`` together;
+    one more answers EGW00215 (HTTP 500). KIS's users report about 1 (not documented; None: no
+    ledger limit)."""
+    ledger_tr_ids: frozenset[str] = frozenset({BALANCE.tr_id})
+    """The tr_ids the ledger counts: inquire-balance (TTTC8434R), as reported."""
     unknown_tickers: frozenset[str] = UNKNOWN_TICKERS
     fault_rate: float = 0.0
     """Chance that any API call gets a random fault from ``fault_kinds``."""
@@ -275,6 +281,10 @@ class Stats:
     """Distinct tokens created (a re-issue within six hours returns the same one)."""
     token_revocations: int = 0
     """``POST /oauth2/revokeP`` requests."""
+    ledger_rejected: int = 0
+    """Calls the account ledger refused (EGW00215, ``ledger_limit``)."""
+    ledger_max_window: int = 0
+    """The most ledger calls of one account admitted in any sliding second."""
     calls: int = 0
     """API calls from clients that arrived, rejected ones included (background calls are not)."""
     rejected: int = 0
@@ -307,6 +317,8 @@ class Stats:
             "token_issuances": self.token_issuances,
             "tokens_minted": self.tokens_minted,
             "token_revocations": self.token_revocations,
+            "ledger_rejected": self.ledger_rejected,
+            "ledger_max_window": self.ledger_max_window,
             "calls": self.calls,
             "rejected": self.rejected,
             "max_window": self.max_window,
@@ -360,6 +372,8 @@ class Simulator:
         self._traffic: defaultdict[str, SlidingWindow] = defaultdict(self._window)
         """Client and background calls per appkey: ``max_window_total``."""
         self._admitted: defaultdict[str, SlidingWindow | FixedWindow] = defaultdict(self._limiter)
+        self._ledgers: defaultdict[str, SlidingWindow] = defaultdict(SlidingWindow)
+        """Ledger calls admitted per account (``ledger_limit``)."""
         self._origin: float | None = None
         """Loop time of start() (or of the first request, if embedded without it)."""
         self._first_call: float | None = None
@@ -742,9 +756,27 @@ class Simulator:
             refusal = _error(500, "SIM00403", "custtype을 확인하세요 (simulated)")
         if refusal is None:
             refusal = self._check_customer(headers)
+        if refusal is None:
+            refusal = self._check_ledger(request, tr_id, now)
         if refusal is not None:
             await self._delay()
         return refusal
+
+    def _check_ledger(
+        self, request: web.Request, tr_id: str, now: float
+    ) -> web.StreamResponse | None:
+        """The account ledger behind the gateway: ``ledger_limit`` calls a sliding second per
+        account, across ``ledger_tr_ids`` together; one more is EGW00215 (HTTP 500)."""
+        limit = self.config.ledger_limit
+        if limit is None or tr_id not in self.config.ledger_tr_ids:
+            return None
+        account = f"{request.query.get('CANO', '')}-{request.query.get('ACNT_PRDT_CD', '')}"
+        ledger = self._ledgers[account]
+        if ledger.admit(now, limit):
+            self.stats.ledger_max_window = max(self.stats.ledger_max_window, ledger.peak)
+            return None
+        self.stats.ledger_rejected += 1
+        return _kis_error(500, spec.LEDGER_LIMITED)
 
     def _check_customer(self, headers: Mapping[str, str]) -> web.StreamResponse | None:
         """A partner firm's call (custtype B) carries its headers and a gt_uid never seen before."""
