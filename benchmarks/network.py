@@ -32,7 +32,8 @@ from pathlib import Path
 
 from _harness import client, codes, redis_server, table
 
-from kis_async.simulator import Simulator, SimulatorConfig, Stats
+from kis_async.endpoints import SELLABLE
+from kis_async.simulator import Holding, Simulator, SimulatorConfig, Stats
 
 TOLD = 20
 """Calls per second the client is told it may make."""
@@ -170,9 +171,79 @@ HEADER = [
 ]
 
 
+POSITIONS = 180
+"""Positions the account holds in the ledger-limit rows."""
+
+
+async def ledger_row(name: str, ledger_limit: int | None) -> list[object]:
+    """``check_holdings()`` over :data:`POSITIONS` positions, the ledger taking ``ledger_limit``
+    inquire-balance calls a second per account: the listing's time, then the psbl-sell pace."""
+    config = SCENARIOS[0].config()
+    config.ledger_limit = ledger_limit
+    async with Simulator(config) as sim:
+        kept: dict[str, Holding] = {}
+        for pdno, holding in sim.portfolio.items():
+            if len(kept) == POSITIONS:
+                break
+            if holding.quantity:
+                kept[pdno] = holding
+        sim.portfolio = kept
+        start = time.perf_counter()
+        async with client(sim.url, TOLD) as kis:
+            batch = await kis.check_holdings()
+            ledger_pace = kis.stats.ledger_pace
+        elapsed = time.perf_counter() - start
+        stats = sim.stats
+    checks = stats.calls_by_tr_id[SELLABLE.tr_id]
+    listing = stats.calls - checks
+    arrivals = [at for at, _ in stats.arrivals]
+    listed_in = arrivals[listing] - arrivals[0] if checks else elapsed
+    first, last = arrivals[listing], arrivals[-1]
+    rate = (checks - 1) / (last - first) if last > first else 0.0
+    lost = len([p for p in batch.errors if p not in config.unknown_tickers])  # those fail by design
+    return [
+        name,
+        len(batch),
+        f"{listed_in:.2f}",
+        f"{listing} ({stats.ledger_rejected} EGW00215)",
+        "-" if ledger_pace is None else f"{ledger_pace:.2f}",
+        f"{rate:.1f}",
+        f"{rate / TOLD:.2f}",
+        stats.rejected,
+        lost,
+    ]
+
+
+LEDGER_HEADER = [
+    "scenario",
+    "positions",
+    "time to list s",
+    "listing calls",
+    "ledger pace /s",
+    "psbl-sell calls/s after",
+    "÷ appkey's 20/s",
+    "EGW00201",
+    "tickers lost",
+]
+
+
+def ledger(quick: bool) -> None:
+    rows = [
+        asyncio.run(ledger_row("no ledger limit", None)),
+        asyncio.run(ledger_row("ledger limit 1/s per account on inquire-balance", 1)),
+    ]
+    title = (
+        f"check_holdings() over {POSITIONS} positions (50 a page), one client told {TOLD}/s, "
+        f"request {REQUEST_LATENCY * 1000:.0f} ms, answer {LATENCY * 1000:.0f} ± "
+        f"{JITTER * 1000:.0f} ms"
+    )
+    table(title, LEDGER_HEADER, rows)
+
+
 def main(quick: bool) -> None:
     count = 100 if quick else 300
     measured(count, one_client, "one client")
+    ledger(quick)
     with redis_server() as redis_url:
         if redis_url is None:
             print("\n(network over Redis: skipped, redis-server not installed)")

@@ -281,6 +281,8 @@ class Stats:
     """Distinct tokens created (a re-issue within six hours returns the same one)."""
     token_revocations: int = 0
     """``POST /oauth2/revokeP`` requests."""
+    calls_by_tr_id: Counter[str] = field(default_factory=Counter)
+    """Client API calls by tr_id, refused ones included."""
     ledger_rejected: int = 0
     """Calls the account ledger refused (EGW00215, ``ledger_limit``)."""
     ledger_max_window: int = 0
@@ -326,6 +328,7 @@ class Stats:
             "background_rejected": self.background_rejected,
             "max_window_total": self.max_window_total,
             "faults": dict(self.faults),
+            "calls_by_tr_id": dict(self.calls_by_tr_id),
         }
 
 
@@ -739,6 +742,7 @@ class Simulator:
         if self._first_call is None:
             self._first_call = now
         stats.calls += 1
+        stats.calls_by_tr_id[tr_id] += 1
         stats.max_window = max(stats.max_window, self._arrivals[app_key].record(now))
         _run_due(self._after, stats.calls)
         admitted = self._admit(app_key, now)
