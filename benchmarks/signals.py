@@ -368,6 +368,10 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds before a hang")
     parser.add_argument("-v", "--verbose", action="store_true", help="a line for every run")
     args = parser.parse_args()
+    # Started in the background (nohup, `&` in a script), SIGINT arrives ignored and every CLI
+    # started here would inherit that; these runs are about Ctrl-C, so take it back.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     rng = random.Random(args.seed)
     began = time.monotonic()
     failures: list[tuple[int, Outcome]] = []
