@@ -330,7 +330,7 @@ class TokenManager:
             shared = await self._store.load()
             if shared is not None:
                 self._last_issued = max(self._last_issued, shared.issued_at)
-                if shared.dead and self._now() < shared.expires_at:
+                if _believable_mark(shared, self._now()):
                     raise _same_token_error(refusal, shared)
                 if shared.access_token == refused:
                     await self._store.discard(refused)
@@ -381,6 +381,21 @@ class TokenManager:
         self._failure = None
         self._last_issued = token.issued_at
         return token
+
+
+_KIS_CODE = re.compile(r"[A-Z0-9]{1,16}")
+
+
+def _believable_mark(token: Token, now: float) -> bool:
+    """A dead mark this client could have written, and still in force: a KIS code, and an end
+    within the 6-hour window from now. The store is input too: a mark claiming longer, or a code
+    that could carry terminal escapes into a message, is not believed (and is replaced by the
+    next issuance)."""
+    return (
+        bool(token.dead)
+        and _KIS_CODE.fullmatch(token.dead) is not None
+        and now < token.expires_at <= now + spec.SAME_TOKEN_WINDOW + spec.TOKEN_ISSUE_INTERVAL
+    )
 
 
 class _SameToken(Exception):

@@ -10,7 +10,9 @@ reported behaviour (``refused_token_reissued``), with revocation freeing a new t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -18,6 +20,7 @@ import msgspec
 import pytest
 
 from kis_async import AuthError, KISClient, SameTokenError, spec
+from kis_async.auth import Token, TokenManager
 from kis_async.endpoints import SELLABLE
 from kis_async.simulator import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_SECRET, Simulator
 
@@ -205,3 +208,75 @@ async def sellable_with(sim: Simulator, token: str) -> tuple[int, str]:
     ):
         answer = msgspec.json.decode(await r.read())
     return r.status, "0" if answer["rt_cd"] == "0" else answer["msg_cd"]
+
+
+class MemoryStore:
+    """A token store holding what the test put there: the store is input too."""
+
+    def __init__(self, token: Token | None) -> None:
+        self.token = token
+
+    @contextlib.asynccontextmanager
+    async def lock(self) -> AsyncIterator[None]:
+        yield
+
+    async def load(self) -> Token | None:
+        return self.token
+
+    async def save(self, token: Token) -> None:
+        self.token = token
+
+    async def discard(self, access_token: str) -> None:
+        if self.token is not None and self.token.access_token == access_token:
+            self.token = None
+
+
+NOW = 1_800_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("mark", "believed"),
+    [
+        (Token("t", NOW + 3600, NOW - 10, dead="EGW00121"), True),
+        (Token("t", NOW - 1, NOW - 7 * 3600, dead="EGW00121"), False),
+        (Token("t", NOW + 10 * 365 * 86400, NOW, dead="EGW00121"), False),
+        (Token("t", 1e300, NOW, dead="EGW00121"), False),
+        (Token("t", NOW + 3600, NOW, dead="\x1b[31mEGW\x07"), False),
+        (Token("t", NOW + 3600, NOW, dead="x" * 500), False),
+    ],
+    ids=["ours", "over", "ten years", "1e300", "escapes", "too long"],
+)
+async def test_a_dead_mark_in_the_store_is_believed_only_if_it_could_be_ours(
+    mark: Token, believed: bool
+) -> None:
+    issued: list[Token] = []
+
+    async def issue() -> Token:
+        issued.append(Token(f"new-{len(issued)}", NOW + 86400, NOW))
+        return issued[-1]
+
+    store = MemoryStore(mark)
+    tokens = TokenManager(issue, store=store, issue_interval=0.0, clock=FixedClock(NOW))
+    if believed:
+        with pytest.raises(SameTokenError) as caught:
+            await tokens.get()
+        assert "\x1b" not in str(caught.value) and not issued
+    else:
+        assert await tokens.get() == "new-0"
+        assert store.token == issued[0], "the mark replaced by the new token"
+
+
+class FixedClock:
+    """Wall time stands at ``now``; nothing here sleeps."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float, /) -> None:
+        raise AssertionError("nothing here waits")
