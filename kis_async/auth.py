@@ -103,6 +103,7 @@ class TokenIssuer:
         self._interval = issue_interval
         self._clock = clock
         self._warned_past_expiry = False
+        self._warned_clamped = False
 
     async def __call__(self) -> Token:
         tries = Backoff(self._retry, self._clock, "token request")
@@ -122,13 +123,24 @@ class TokenIssuer:
             )
             match verdict:
                 case Ok():
-                    token, past = _token(cast(TokenAnswer, outcome), self._clock.time())
+                    answer = cast(TokenAnswer, outcome)
+                    token, past, clamped = _token(answer, self._clock.time())
                     if past is not None and not self._warned_past_expiry:
                         self._warned_past_expiry = True
                         log.warning(
                             "KIS stated the new token's expiry as %s KST, already past on this "
-                            "host's clock (KIS's clock or this host's is off): using expires_in",
+                            "host's clock: clock skew (this host's clock or KIS's is off; check "
+                            "NTP); using expires_in",
                             past,
+                        )
+                    if clamped and not self._warned_clamped:
+                        self._warned_clamped = True
+                        log.warning(
+                            "KIS stated a token lifetime over the %.0f days it documents "
+                            "(expires_in %.3g s, or the stated expiry): keeping the token that "
+                            "long at most",
+                            spec.TOKEN_MAX_LIFETIME / 86400,
+                            answer.expires_in,
                         )
                     return token
                 case Retry(token_interval=True) if not waited_interval:
@@ -165,14 +177,21 @@ class TokenIssuer:
             return False
 
 
-def _token(answer: TokenAnswer, now: float) -> tuple[Token, str | None]:
+def _token(answer: TokenAnswer, now: float) -> tuple[Token, str | None, bool]:
     """The token with the earlier of the two expiries KIS states, unless the stated time is
-    already past: then ``now + expires_in``, and the stated time comes back for a warning.
+    already past: then ``now + expires_in``, and the stated time comes back for a warning; and
+    whether the expiry was clamped to :data:`~kis_async.spec.TOKEN_MAX_LIFETIME` from now.
 
     KIS was seen live on 2026-08-19 stating an ``access_token_token_expired`` 20 minutes before
-    the request, and a host whose clock runs fast sees the same. Believing it would make the
-    fresh token stale on arrival and re-issue it on every call, each issuance texting the
-    account holder; the API judges the token instead (EGW00123 renews it if it really expired).
+    the request, and a host whose clock runs fast (by a day, say) sees the same. Believing it
+    would make the fresh token stale on arrival and re-issue it on every call, each issuance
+    texting the account holder; the API judges the token instead (EGW00123 renews it if it
+    really expired).
+
+    A lifetime over the bound (``expires_in`` of 1e308 overflowed the store's expiry) is clamped,
+    not refused: refusing leaves the client without a token and each retry texts the account
+    holder, while a token kept too long costs nothing, since the API refuses it once it expires
+    and it is renewed then.
     """
     if not _TOKEN_CHARS.fullmatch(answer.access_token):
         raise DecodeError("token endpoint sent an access_token that cannot be a header value")
@@ -191,7 +210,11 @@ def _token(answer: TokenAnswer, now: float) -> tuple[Token, str | None]:
                 past = answer.access_token_token_expired
     if not expiries:
         raise DecodeError("token answer states no expiry", field="expires_in")
-    return Token(answer.access_token, min(expiries), now), past
+    expires_at = min(expiries)
+    clamped = not expires_at <= now + spec.TOKEN_MAX_LIFETIME
+    if clamped:
+        expires_at = now + spec.TOKEN_MAX_LIFETIME
+    return Token(answer.access_token, expires_at, now), past, clamped
 
 
 def appkey_digest(app_key: str, host: str) -> str:

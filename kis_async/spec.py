@@ -40,6 +40,10 @@ TOKEN_MAX_LENGTH: Final = 1024
 """A sanity bound on a token from the token endpoint (the reference page allows 350 for the
 whole authorization header; this leaves room should KIS grow it)."""
 
+TOKEN_MAX_LIFETIME: Final = 92 * 86400.0
+"""The longest a token can live: KIS documents a day for individuals and three months for partner
+firms. A longer ``expires_in`` is clamped to it."""
+
 KST: Final = timezone(timedelta(hours=9), "KST")
 """``access_token_token_expired`` is Korean wall-clock time; Korea keeps no DST."""
 EXPIRY_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
