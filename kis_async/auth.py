@@ -254,7 +254,9 @@ class TokenManager:
       client's life and, marked :attr:`Token.dead` in the store, by every process sharing it.
       So a refused token costs at most two issuances, however many calls or processes saw it.
     - Issuances are at least ``issue_interval`` seconds apart (KIS: one a minute), counted from
-      the last issuance this process *or the store* knows of.
+      the last issuance this process *or the store* knows of, and never wait longer than that:
+      an issuance dated ahead of this host's clock (the clock stepped back, or another host's
+      clock fast) is warned of once.
     - A failure is remembered: credentials refused for the client's lifetime, anything else (a
       fault of the token endpoint or of the store, or KIS saying "one a minute" (``EGW00133``)
       even after the wait) for one ``issue_interval``. Callers in that time get a copy of the
@@ -282,6 +284,7 @@ class TokenManager:
         self._refresh_at = -math.inf
         """The fresh token and when it stops being fresh, for the common case in one compare."""
         self._last_issued = float("-inf")
+        self._warned_ahead = False
         self._failure: KISError | None = None
         self._failure_until = 0.0
         self.issued = 0
@@ -391,6 +394,16 @@ class TokenManager:
 
     async def _issue_new(self) -> Token:
         wait = self._last_issued + self._interval - self._now()
+        if wait > self._interval:
+            if not self._warned_ahead:
+                self._warned_ahead = True
+                log.warning(
+                    "the last token issuance is dated %s ahead of this host's clock (stepped "
+                    "back, or another host's fast?): waiting the issuance interval (%.0f s)",
+                    _seconds(wait - self._interval),
+                    self._interval,
+                )
+            wait = self._interval
         if wait > 0:
             progress.info(
                 "waiting %.0f s: KIS issues one token a minute per appkey",
@@ -404,6 +417,11 @@ class TokenManager:
         self._failure = None
         self._last_issued = token.issued_at
         return token
+
+
+def _seconds(seconds: float) -> str:
+    """``seconds`` for a message, short even when a broken store made it absurd."""
+    return f"{seconds:.0f} s" if seconds < 1e9 else f"{seconds:.3g} s"
 
 
 _KIS_CODE = re.compile(r"[A-Z0-9]{1,16}")

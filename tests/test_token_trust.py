@@ -25,6 +25,7 @@ from kis_async.simulator import Simulator
 from kis_async.wire import Reply, Wire
 
 from .conftest import ClientFactory, codes
+from .test_auth import EXPIRED
 from .virtual_clock import EPOCH, VirtualClock
 
 DAY = 86400.0
@@ -82,6 +83,30 @@ def manager(clock: VirtualClock, store: Store | None) -> tuple[TokenManager, lis
 
 def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+# -- 1. the wait before an issuance ---------------------------------------------------------------
+
+
+def test_a_clock_stepped_back_waits_the_interval_and_says_so_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Before: ``waiting 10860 s`` after the clock was stepped back three hours."""
+    clock = SteppedClock()
+    tokens, issued = manager(clock, None)
+
+    async def main() -> None:
+        token = await tokens.get()
+        for _ in range(2):
+            clock.step -= 3 * HOUR
+            token = await tokens.renew(token, EXPIRED)
+
+    with caplog.at_level(logging.WARNING, logger="kis_async"):
+        clock.run(main())
+    assert len(issued) == 3
+    assert clock.monotonic() == 120.0, "two renewals, each one interval after the last"
+    ahead = [m for m in warnings(caplog) if "stepped back" in m]
+    assert len(ahead) == 1 and "10800 s ahead" in ahead[0]
 
 
 # -- 2. a clock a day fast ------------------------------------------------------------------------
