@@ -257,6 +257,11 @@ class TokenManager:
       the last issuance this process *or the store* knows of, and never wait longer than that:
       an issuance dated ahead of this host's clock (the clock stepped back, or another host's
       clock fast) is warned of once.
+    - The store is input, checked as an answer from KIS is (:func:`_doubt`): a stored token no
+      header can carry, or with times this client could not have written (issued ahead of this
+      host's clock by over :data:`~kis_async.spec.CLOCK_TOLERANCE`, expiring before its issue,
+      living longer than :data:`~kis_async.spec.TOKEN_MAX_LIFETIME`), is discarded with a
+      warning and issued anew, and its ``issued_at`` is not counted.
     - A failure is remembered: credentials refused for the client's lifetime, anything else (a
       fault of the token endpoint or of the store, or KIS saying "one a minute" (``EGW00133``)
       even after the wait) for one ``issue_interval``. Callers in that time get a copy of the
@@ -354,6 +359,13 @@ class TokenManager:
                 raise same.error from None
         async with self._store.lock():
             shared = await self._store.load()
+            doubt = None if shared is None else _doubt(shared, self._now())
+            if shared is not None and doubt is not None:
+                log.warning(
+                    "the stored access token is not used (%s): discarding it, issuing anew", doubt
+                )
+                await self._store.discard(shared.access_token)
+                shared = None
             if shared is not None:
                 self._last_issued = max(self._last_issued, shared.issued_at)
                 if _believable_mark(shared, self._now()):
@@ -417,6 +429,31 @@ class TokenManager:
         self._failure = None
         self._last_issued = token.issued_at
         return token
+
+
+def _doubt(token: Token, now: float) -> str | None:
+    """Why a token read from the store cannot be used, or ``None``.
+
+    The store is input (a file, Redis, another host's clock), so its token is checked as a new
+    one from KIS is (:func:`_token`): one no header can carry fails every call for its life, and
+    times from a skewed clock or a broken store would stretch the wait before an issuance or the
+    token's life without bound. Nothing returned names the token.
+    """
+    if not _TOKEN_CHARS.fullmatch(token.access_token):
+        return f"its access_token of {len(token.access_token)} characters cannot be a header"
+    issued, expires = token.issued_at, token.expires_at
+    if not (math.isfinite(issued) and math.isfinite(expires)):
+        return "its times are not finite"
+    if issued > now + spec.CLOCK_TOLERANCE:
+        return (
+            f"issued {_seconds(issued - now)} ahead of this host's clock: clock skew between "
+            "the hosts sharing the store?"
+        )
+    if expires <= issued:
+        return "it expires before it was issued"
+    if expires - issued > spec.TOKEN_MAX_LIFETIME:
+        return f"it claims a life of {_seconds(expires - issued)}, longer than KIS grants"
+    return None
 
 
 def _seconds(seconds: float) -> str:

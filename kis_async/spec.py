@@ -42,7 +42,10 @@ whole authorization header; this leaves room should KIS grow it)."""
 
 TOKEN_MAX_LIFETIME: Final = 92 * 86400.0
 """The longest a token can live: KIS documents a day for individuals and three months for partner
-firms. A longer ``expires_in`` is clamped to it."""
+firms. A longer ``expires_in`` is clamped to it, and a stored token claiming longer is not used."""
+CLOCK_TOLERANCE: Final = 300.0
+"""Seconds a stored token's ``issued_at`` may be ahead of this host's clock (hosts sharing a store
+disagree a little) before it is taken for a skewed clock's and not believed."""
 
 KST: Final = timezone(timedelta(hours=9), "KST")
 """``access_token_token_expired`` is Korean wall-clock time; Korea keeps no DST."""

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 from typing import cast
 
 import msgspec
@@ -21,7 +23,8 @@ import pytest
 
 from kis_async import RetryPolicy, spec
 from kis_async.auth import Token, TokenIssuer, TokenManager
-from kis_async.simulator import Simulator
+from kis_async.simulator import DEMO_APP_KEY, Simulator
+from kis_async.tokencache import TokenCache
 from kis_async.wire import Reply, Wire
 
 from .conftest import ClientFactory, codes
@@ -86,6 +89,47 @@ def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 # -- 1. the wait before an issuance ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        Token("tok-fast", EPOCH + HOUR + DAY, EPOCH + HOUR),
+        Token("tok-far", 1e15 + DAY, 1e15),
+        Token("tok-backwards", EPOCH - 10, EPOCH + 100),
+    ],
+    ids=["a host an hour fast", "issued_at 1e15", "issued after its expiry"],
+)
+def test_a_stored_issued_at_never_makes_an_issuance_wait_past_the_interval(
+    stored: Token, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: ``waiting 3660 s``, ``waiting 999998203884590 s`` (kept in memory too), 160 s."""
+    clock = VirtualClock()
+    store = Store(clock, stored)
+    tokens, issued = manager(clock, store)
+
+    async def main() -> None:
+        first = await tokens.get()
+        await tokens.renew(first, EXPIRED)
+
+    with caplog.at_level(logging.INFO, logger="kis_async"):
+        clock.run(main())
+    assert clock.monotonic() == 60.0, "the renewal waits the interval after our own issuance"
+    assert [t.access_token for t in issued] == ["new-0", "new-1"]
+    assert store.discarded == 2, "the stored token, then the refused new-0"
+    assert store.token == issued[-1]
+    said = warnings(caplog)
+    assert len(said) == 1 and "stored access token is not used" in said[0]
+    assert stored.access_token not in " ".join(r.getMessage() for r in caplog.records)
+
+
+def test_a_stored_issued_at_a_little_ahead_is_trusted() -> None:
+    """Hosts sharing a store disagree by a little: within the tolerance the token is used."""
+    clock = VirtualClock()
+    store = Store(clock, Token("tok", EPOCH + DAY, EPOCH + 100))
+    tokens, issued = manager(clock, store)
+    assert clock.run(tokens.get()) == "tok"
+    assert not issued and store.discarded == 0
 
 
 def test_a_clock_stepped_back_waits_the_interval_and_says_so_once(
@@ -223,3 +267,80 @@ def test_a_lifetime_within_three_months_is_kept_as_stated() -> None:
     clock = VirtualClock()
     token = clock.run(issuer(Answers({"access_token": "tok", "expires_in": 90 * DAY}), clock)())
     assert token.expires_at == EPOCH + 90 * DAY
+
+
+# -- 4. stored tokens are checked like fresh ones -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        Token("tok\r\nX-Injected: 1", EPOCH + DAY, EPOCH),
+        Token("tok with spaces", EPOCH + DAY, EPOCH),
+        Token("", EPOCH + DAY, EPOCH),
+        Token("x" * 5_000_000, EPOCH + DAY, EPOCH),
+        Token("x" * (spec.TOKEN_MAX_LENGTH + 1), EPOCH + DAY, EPOCH),
+        Token("tok-nan", math.nan, EPOCH),
+        Token("tok-inf", math.inf, EPOCH),
+        Token("tok-ten-years", EPOCH + 3650 * DAY, EPOCH),
+        Token("tok-1e300", 1e300, EPOCH),
+        Token("tok-ahead", EPOCH + DAY + HOUR, EPOCH + HOUR),
+    ],
+    ids=[
+        "CR/LF",
+        "spaces",
+        "empty",
+        "5 MB",
+        "one over the length",
+        "expires NaN",
+        "expires inf",
+        "ten years",
+        "expires 1e300",
+        "issued an hour ahead",
+    ],
+)
+def test_a_stored_token_that_could_not_be_ours_is_discarded_and_issued_anew_once(
+    stored: Token, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = VirtualClock()
+    store = Store(clock, stored)
+    tokens, issued = manager(clock, store)
+
+    async def main() -> list[str]:
+        return [await tokens.get() for _ in range(3)]
+
+    with caplog.at_level(logging.DEBUG, logger="kis_async"):
+        assert clock.run(main()) == ["new-0"] * 3
+    assert len(issued) == 1 and store.discarded == 1 and store.token == issued[0]
+    said = warnings(caplog)
+    assert len(said) == 1 and "stored access token is not used" in said[0]
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert len(logged) < 1000
+    if stored.access_token:
+        assert stored.access_token not in logged and "Injected" not in logged
+
+
+def test_a_sound_stored_token_is_used_without_a_word() -> None:
+    clock = VirtualClock()
+    store = Store(clock, Token("tok", EPOCH + DAY - 10, EPOCH - 10))
+    tokens, issued = manager(clock, store)
+    assert clock.run(tokens.get()) == "tok"
+    assert not issued and store.discarded == 0
+
+
+async def test_a_token_file_holding_a_broken_token_costs_one_issuance(
+    sim: Simulator, make_client: ClientFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: the CR/LF token was sent with every call for its day of life."""
+    path = tmp_path / "token.json"
+    now = time.time()
+    TokenCache(path, app_key=DEMO_APP_KEY, host=sim.url).save(
+        Token("tok\r\nX-Injected: 1", now + DAY, now - 10)
+    )
+    with caplog.at_level(logging.WARNING, logger="kis_async"):
+        async with make_client(token_cache=path) as kis:
+            batch = await kis.check_sellable(codes(5))
+    assert batch.ok, batch.errors
+    assert sim.stats.token_issuances == 1
+    assert any("stored access token is not used" in m for m in warnings(caplog))
+    assert "Injected" not in caplog.text
