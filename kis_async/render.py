@@ -292,7 +292,12 @@ def json_line(outcome: Outcome[SellableQuantity]) -> str:
 
 
 def csv_text(run: Run) -> str:
-    """One row per ticker under the KIS field names, with an ``error`` column last."""
+    """One row per ticker under the KIS field names, with an ``error`` column last.
+
+    Every text cell (the ticker, the name, the error: text from the server or the input) goes
+    through :func:`csv_cell`, so a spreadsheet never runs it as a formula. Numbers are written
+    from the parsed ``int``/``Decimal`` and left alone: ``-1200`` is a loss, and must stay a
+    number a spreadsheet can sum."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(_CSV_FIELDS)
@@ -300,11 +305,26 @@ def csv_text(run: Run) -> str:
         q = run.batch.results.get(pdno)
         if q is not None:
             values = msgspec.structs.astuple(q)
-            writer.writerow([*(printable(v) if isinstance(v, str) else v for v in values), ""])
+            writer.writerow([*(csv_cell(v) if isinstance(v, str) else v for v in values), ""])
         else:
             error = run.batch.errors[pdno]
-            writer.writerow([pdno, *[""] * (len(_CSV_FIELDS) - 2), printable(error.reason)])
+            blanks = [""] * (len(_CSV_FIELDS) - 2)
+            writer.writerow([csv_cell(pdno), *blanks, csv_cell(error.reason)])
     return out.getvalue()
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""What makes Excel, LibreOffice or Google Sheets read a cell as a formula (OWASP, CSV
+Injection): ``=cmd|' /C calc'!A0``, ``=HYPERLINK(...)``, ``+SUM(...)``, ``@SUM(...)``, ``-2+3``."""
+
+
+def csv_cell(text: str) -> str:
+    """A text cell fit for a spreadsheet: its controls escaped (:func:`printable`), and a ``'``
+    in front when it would start a formula, as OWASP advises; the ``'`` shows that it was
+    done. Only for text: a number the CLI writes itself is never passed here."""
+    if text.startswith(_FORMULA_START):
+        text = "'" + text
+    return printable(text)
 
 
 def summary(run: Run) -> str:
@@ -487,11 +507,17 @@ class ProgressLog(logging.Handler):
 
 
 def printable(text: str, *, keep: str = "") -> str:
-    """``text`` with every control or format character (ESC, CR, BiDi overrides...) as ``?``,
-    except the characters in ``keep``."""
+    """``text`` fit for a terminal or a log: every character Unicode calls a control, a format
+    character or a separator other than the space shown as its escape (``\\x1b``, ``\\n``,
+    ``\\x9b``, ``\\u202e``), except the characters in ``keep``.
+
+    That is C0 and C1 controls (ESC and CSI start the sequences that move the cursor, retitle
+    the terminal, clear it), DEL, the BiDi controls (U+061C, U+200E/F, U+202A-U+202E,
+    U+2066-U+2069: they make a line read backwards) and the line breaks that would forge a line.
+    An escape rather than a ``?``: what the server really sent stays readable."""
     if text.isprintable():
         return text
-    return "".join(ch if ch.isprintable() or ch == " " or ch in keep else "?" for ch in text)
+    return "".join(ch if ch.isprintable() or ch in keep else ascii(ch)[1:-1] for ch in text)
 
 
 def _error_record(pdno: str, error: KISError) -> dict[str, Any]:
