@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from kis_async import render
+from kis_async import inputs, render
 from kis_async.simulator import Fault, Holding, Simulator, server
 
 from . import test_cli
@@ -207,3 +207,73 @@ async def test_a_newline_in_msg1_cannot_forge_a_log_line_at_vv(
     assert forged in err, "still shown, escaped, inside its record"
     assert not [line for line in err.splitlines() if line.startswith(forged)], err
     assert not _raw(err)
+
+
+# -- input files: read to a bound, and a too-big or broken one is a usage error --------------------
+
+
+class Trickle(io.RawIOBase):
+    """A raw stream, as a pipe is, handing over at most ``step`` bytes a read."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.step = data, step
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk, self.data = self.data[: min(self.step, len(buffer))], self.data[self.step :]
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+@pytest.mark.parametrize(
+    ("size", "step", "fits"),
+    [(0, 7, True), (99, 7, True), (100, 7, True), (101, 7, False), (100, 1000, True)],
+)
+def test_bounded_reads_to_the_limit_and_no_further(
+    monkeypatch: pytest.MonkeyPatch, size: int, step: int, fits: bool
+) -> None:
+    monkeypatch.setattr(inputs, "MAX_INPUT_BYTES", 100)
+    stream = Trickle(b"x" * size, step)
+    if fits:
+        assert inputs._bounded(stream, "list.txt") == b"x" * size
+    else:
+        with pytest.raises(inputs.UsageError, match=r"^list.txt is larger than 0 MiB"):
+            inputs._bounded(stream, "list.txt")
+        assert len(stream.data) < size, "stopped at the limit"
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--file", "/dev/zero"], ("/dev/zero is larger than 16 MiB",)),
+        (["005930", "--env-file", "/dev/zero"], ("env file /dev/zero is larger than 16 MiB",)),
+    ],
+    ids=["--file", "--env-file"],
+)
+async def test_an_endless_file_is_a_usage_error_naming_it(
+    sim: Simulator, creds: dict[str, str], cli: Cli, args: list[str], needles: tuple[str, ...]
+) -> None:
+    result = await cli("check", *args, env=creds)
+    test_cli.assert_one_clean_line(result, *needles)
+    assert sim.stats.calls == 0
+
+
+async def test_too_much_on_stdin_is_a_usage_error_naming_standard_input(
+    sim: Simulator, creds: dict[str, str], cli: Cli
+) -> None:
+    padding = b"# padding\n" * (inputs.MAX_INPUT_BYTES // 10 + 1)
+    result = await cli("check", "--file", "-", env=creds, stdin=padding)
+    test_cli.assert_one_clean_line(result, "standard input is larger than 16 MiB")
+    assert sim.stats.calls == 0
+
+
+async def test_a_cell_past_the_csv_field_limit_is_a_usage_error_naming_the_file(
+    sim: Simulator, creds: dict[str, str], cli: Cli, tmp_path: Path
+) -> None:
+    path = tmp_path / "holdings.csv"
+    path.write_text("종목명,종목코드\n" + '"' + "x" * (128 * 1024 + 1) + '",005930\n')
+    result = await cli("check", "--file", str(path), env=creds)
+    test_cli.assert_one_clean_line(result, f"{path}: not CSV this reads", "field limit")
+    assert sim.stats.calls == 0
