@@ -426,7 +426,7 @@ class Status:
     def stage(self, text: str) -> None:
         """What is under way: the live line on a terminal, else a note."""
         if self.live:
-            self._stage = text
+            self._stage = printable(text)
             self._draw()
         else:
             self.note(text)
