@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args, status)
     except UsageError as exc:
-        status.line(f"kis-async: error: {exc}")
+        status.line(f"kis-async: error: {render.printable(str(exc))}")
         return EXIT_USAGE
     except KeyboardInterrupt:
         status.line("kis-async: interrupted")
@@ -101,7 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return EXIT_PIPE
     except Exception as exc:
-        status.line(f"kis-async: internal error: {type(exc).__name__}: {exc}")
+        status.line(
+            f"kis-async: internal error: {type(exc).__name__}: {render.printable(str(exc))}"
+        )
         if verbosity >= 2:
             status.line(traceback.format_exc().rstrip())
         else:
@@ -617,11 +619,16 @@ def _serve(args: argparse.Namespace, status: Status) -> int:
 
 def _configure_logging(verbosity: int, status: Status) -> None:
     """Library logs at the level ``-v``/``-q`` ask for; the progress logger always, as it
-    starts, through ``status`` (which hides it under ``-q`` and keeps the bar intact)."""
+    starts, through ``status`` (which hides it under ``-q`` and keeps the bar intact).
+
+    Every record is one line, its controls escaped: a log quotes the server (``msg1``, an
+    exception's message), and a newline there would otherwise write a record of its own."""
     levels = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}
     level = logging.DEBUG if verbosity >= 2 else levels.get(verbosity, logging.ERROR)
     root = logging.getLogger()
-    root.handlers[:] = [render.LogLines(status)]
+    lines = render.LogLines(status)
+    lines.setFormatter(render.OneLineFormatter())
+    root.handlers[:] = [lines]
     root.setLevel(level)
     progress = logging.getLogger(cfg.PROGRESS_LOGGER)
     progress.handlers[:] = [render.ProgressLog(status)]

@@ -3,7 +3,9 @@
 A ticker list is a plain list (one code a line, ``#`` comments), or a CSV as Korean Excel saves it
 (CP949, a header row, the codes in a column named ``종목코드`` or ``pdno``), from a file or stdin.
 A ``.env`` file is parsed by python-dotenv (comments, quotes, ``export``). Every mistake is a
-:class:`UsageError`: one line, naming the file and what is wrong with it.
+:class:`UsageError`: one line, naming the file and what is wrong with it. Neither is read past
+:data:`MAX_INPUT_BYTES`, so ``--file /dev/zero`` or an endless pipe is refused, not read until
+memory runs out.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from dotenv import dotenv_values
 
@@ -28,6 +31,12 @@ _HEADER_NAMES = ("pdno", "종목코드", "종목번호", "단축코드", "ticker
 _KRX_CODE = re.compile(r"[0-9][0-9A-Z]{5}")
 """What a cell of an unnamed ticker column looks like: a KRX short code (005930, 0080G0)."""
 _KRX_CODE_DIGITS = 6
+MAX_INPUT_BYTES = 16 * 1024 * 1024
+"""The most a ticker list or an env file may hold (16 MiB). Every KRX listing, one code a
+line, is under 30 KB, and a whole account exported from Excel a few hundred: a bigger input is
+not one of those, and reading it whole could take all the memory there is (``/dev/zero``)."""
+STDIN = "standard input"
+"""How a message names ``--file -``."""
 
 
 class UsageError(Exception):
@@ -65,9 +74,12 @@ def environment(
 
 def _read_env_file(path: Path) -> dict[str, str | None]:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with path.open("rb") as stream:
+            data = _bounded(stream, f"env file {path}")
     except OSError as exc:
         raise UsageError(f"cannot read env file {path}: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise UsageError(f"env file {path} is not UTF-8 text") from None
     return dict(dotenv_values(stream=io.StringIO(text)))
@@ -75,17 +87,38 @@ def _read_env_file(path: Path) -> dict[str, str | None]:
 
 def read_codes(source: str, note: Callable[[str], None]) -> list[str]:
     """The tickers in a file (or stdin for ``-``): a plain list, or a CSV column."""
-    if source == "-":
-        if sys.stdin.isatty():
-            note("reading tickers from stdin, one a line; end with Ctrl-D")
-        name, data = "stdin", sys.stdin.buffer.read()
-    else:
-        name = source
-        try:
-            data = Path(source).read_bytes()
-        except OSError as exc:
-            raise UsageError(f"cannot read {source}: {exc.strerror}") from None
+    name = STDIN if source == "-" else source
+    try:
+        if source == "-":
+            if sys.stdin.isatty():
+                note("reading tickers from stdin, one a line; end with Ctrl-D")
+            data = _bounded(sys.stdin.buffer, name)
+        else:
+            with Path(source).open("rb") as stream:
+                data = _bounded(stream, name)
+    except OSError as exc:
+        raise UsageError(f"cannot read {name}: {exc.strerror}") from None
     return _codes(_decoded(data, name), name, note)
+
+
+def _bounded(stream: BinaryIO, name: str) -> bytes:
+    """At most :data:`MAX_INPUT_BYTES` of ``stream``, or a :class:`UsageError` naming ``name``
+    if there is more: one byte past the limit says so without reading the rest. Read until
+    the end, since a raw stream (a pipe) hands over what has arrived, not what was asked."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_INPUT_BYTES:
+        chunk = stream.read(MAX_INPUT_BYTES + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > MAX_INPUT_BYTES:
+        raise UsageError(
+            f"{name} is larger than {MAX_INPUT_BYTES >> 20} MiB, more than any ticker list "
+            "or env file: not read"
+        )
+    return b"".join(chunks)
 
 
 def _decoded(data: bytes, name: str) -> str:
@@ -110,7 +143,10 @@ def _codes(text: str, name: str, note: Callable[[str], None]) -> list[str]:
         if codes[0].lower() in _HEADER_NAMES:
             codes = codes[1:]
         return codes
-    rows = [[cell.strip() for cell in row] for row in csv.reader(lines, delimiter=delimiter)]
+    try:
+        rows = [[cell.strip() for cell in row] for row in csv.reader(lines, delimiter=delimiter)]
+    except csv.Error as exc:  # a cell over the csv module's 128 KiB, say: no ticker list
+        raise UsageError(f"{name}: not CSV this reads ({exc})") from None
     return _csv_codes(rows, name, note)
 
 

@@ -7,9 +7,11 @@
 - A mistake in the set-up (credentials, token, account, connection, Redis) is not shown once per
   ticker: :func:`setup_problem` turns it into one line naming what to fix.
 
-Text that came from the server (names, messages) is shown with its control characters replaced,
-so an answer cannot move the cursor, retitle the terminal or hide a line. JSON escapes them by
-itself. Nothing here ever sees the appsecret or the token.
+Text that came from the server (names, messages) or from a file is shown with its control, format
+and BiDi characters escaped (:func:`printable`), so an answer cannot move the cursor, retitle the
+terminal, reverse a line or forge one; a log record is one line (:class:`OneLineFormatter`). JSON
+escapes them as ``\\uXXXX`` (:func:`json_text`), and a CSV cell never starts a formula
+(:func:`csv_cell`). Nothing here ever sees the appsecret or the token.
 """
 
 from __future__ import annotations
@@ -280,19 +282,43 @@ def json_document(run: Run) -> str:
             "error": stopped(run),
         },
     }
-    return msgspec.json.encode(document).decode()
+    return json_text(document)
 
 
 def json_line(outcome: Outcome[SellableQuantity]) -> str:
     """One ticker as one line of JSON: the result's fields, or ``pdno``, ``error`` (the
     exception's class) and ``message``."""
     if outcome.error is not None:
-        return msgspec.json.encode(_error_record(outcome.pdno, outcome.error)).decode()
-    return msgspec.json.encode(outcome.result).decode()
+        return json_text(_error_record(outcome.pdno, outcome.error))
+    return json_text(outcome.result)
+
+
+def json_text(value: Any) -> str:
+    """``value`` as JSON in which every character :func:`printable` would escape is a
+    ``\\uXXXX`` escape (a pair of them past U+FFFF): msgspec escapes only C0 controls, and
+    leaves DEL, C1 (CSI is U+009B) and BiDi overrides raw for a terminal to act on. Such a
+    character can only be inside a string, so the document stays valid and decodes to the same
+    value."""
+    text = msgspec.json.encode(value).decode()
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _json_escape(ord(ch)) for ch in text)
+
+
+def _json_escape(code: int) -> str:
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def csv_text(run: Run) -> str:
-    """One row per ticker under the KIS field names, with an ``error`` column last."""
+    """One row per ticker under the KIS field names, with an ``error`` column last.
+
+    Every text cell (the ticker, the name, the error: text from the server or the input) goes
+    through :func:`csv_cell`, so a spreadsheet never runs it as a formula. Numbers are written
+    from the parsed ``int``/``Decimal`` and left alone: ``-1200`` is a loss, and must stay a
+    number a spreadsheet can sum."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(_CSV_FIELDS)
@@ -300,11 +326,26 @@ def csv_text(run: Run) -> str:
         q = run.batch.results.get(pdno)
         if q is not None:
             values = msgspec.structs.astuple(q)
-            writer.writerow([*(printable(v) if isinstance(v, str) else v for v in values), ""])
+            writer.writerow([*(csv_cell(v) if isinstance(v, str) else v for v in values), ""])
         else:
             error = run.batch.errors[pdno]
-            writer.writerow([pdno, *[""] * (len(_CSV_FIELDS) - 2), printable(error.reason)])
+            blanks = [""] * (len(_CSV_FIELDS) - 2)
+            writer.writerow([csv_cell(pdno), *blanks, csv_cell(error.reason)])
     return out.getvalue()
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""What makes Excel, LibreOffice or Google Sheets read a cell as a formula (OWASP, CSV
+Injection): ``=cmd|' /C calc'!A0``, ``=HYPERLINK(...)``, ``+SUM(...)``, ``@SUM(...)``, ``-2+3``."""
+
+
+def csv_cell(text: str) -> str:
+    """A text cell fit for a spreadsheet: its controls escaped (:func:`printable`), and a ``'``
+    in front when it would start a formula, as OWASP advises; the ``'`` shows that it was
+    done. Only for text: a number the CLI writes itself is never passed here."""
+    if text.startswith(_FORMULA_START):
+        text = "'" + text
+    return printable(text)
 
 
 def summary(run: Run) -> str:
@@ -365,9 +406,12 @@ class Status:
             self.line(text)
 
     def line(self, text: str) -> None:
-        """A line that stays, even under ``-q``: errors."""
+        """A line that stays, even under ``-q``: errors. Anything in it that a terminal would
+        act on is escaped (:func:`printable`) but the line breaks of a traceback: a message
+        may quote a file or the server, and a note or an error would not be the place to
+        forget it."""
         self._clear()
-        self.stream.write(text + "\n")
+        self.stream.write(printable(text, keep="\n") + "\n")
         self.stream.flush()
         self._draw()
 
@@ -382,7 +426,7 @@ class Status:
     def stage(self, text: str) -> None:
         """What is under way: the live line on a terminal, else a note."""
         if self.live:
-            self._stage = text
+            self._stage = printable(text)
             self._draw()
         else:
             self.note(text)
@@ -445,17 +489,30 @@ class Status:
         return f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{total}  {rate:5.1f}/s  {eta}"
 
 
+class OneLineFormatter(logging.Formatter):
+    """``LEVEL logger: message``, a record always one line: a CR or LF in the message (a
+    server's ``msg1`` with a newline in it), or a traceback's, shown as ``\\r``/``\\n``, so
+    text from outside cannot end a record and forge the next one."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).replace("\r", "\\r").replace("\n", "\\n")
+
+
 class LogLines(logging.Handler):
-    """Library log records as lines through :class:`Status`, so they never tear the bar."""
+    """Library log records as lines through :class:`Status`, so they never tear the bar; one
+    line each (:class:`OneLineFormatter`), escaped (:func:`printable`)."""
 
     def __init__(self, status: Status) -> None:
         super().__init__()
         self.status = status
-        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        self.setFormatter(OneLineFormatter())
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.status.line(printable(self.format(record), keep="\n"))
+            self.status.line(printable(self.format(record)))
         except Exception:
             self.handleError(record)
 
@@ -487,11 +544,17 @@ class ProgressLog(logging.Handler):
 
 
 def printable(text: str, *, keep: str = "") -> str:
-    """``text`` with every control or format character (ESC, CR, BiDi overrides...) as ``?``,
-    except the characters in ``keep``."""
+    """``text`` fit for a terminal or a log: every character Unicode calls a control, a format
+    character or a separator other than the space shown as its escape (``\\x1b``, ``\\n``,
+    ``\\x9b``, ``\\u202e``), except the characters in ``keep``.
+
+    That is C0 and C1 controls (ESC and CSI start the sequences that move the cursor, retitle
+    the terminal, clear it), DEL, the BiDi controls (U+061C, U+200E/F, U+202A-U+202E,
+    U+2066-U+2069: they make a line read backwards) and the line breaks that would forge a line.
+    An escape rather than a ``?``: what the server really sent stays readable."""
     if text.isprintable():
         return text
-    return "".join(ch if ch.isprintable() or ch == " " or ch in keep else "?" for ch in text)
+    return "".join(ch if ch.isprintable() or ch in keep else ascii(ch)[1:-1] for ch in text)
 
 
 def _error_record(pdno: str, error: KISError) -> dict[str, Any]:
