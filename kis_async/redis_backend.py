@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -45,7 +46,16 @@ from . import config
 from .auth import Token, appkey_digest
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import CallBudgetError, TransportError
-from .pace import DEFAULT_MARGIN, HISTORY, TIMER_SLACK, Pace, after_clean, after_refusal
+from .pace import (
+    DEFAULT_MARGIN,
+    HISTORY,
+    MAX_MARGIN,
+    MIN_RATE,
+    TIMER_SLACK,
+    Pace,
+    after_clean,
+    after_refusal,
+)
 from .pacing import Call, Line, Pacer, log_change
 from .retry import Backoff, RetryPolicy
 from .throttle import Throttle, Ticket
@@ -307,6 +317,9 @@ class RedisPacer(Pacer[Booking | Ticket]):
         self._fallback = Throttle(rate, margin=margin, clock=clock) if fail_open else None
         self._pace = start if start is not None else Pace.start(rate, margin)
         """Until a process stores one, every process starts from the same ``start``."""
+        self._configured = self._pace
+        """What a corrupt shared pace falls back to."""
+        self._warned_corrupt = False
         self._version = "0"
         self._line = Line(clock)
         self._id = secrets.token_hex(6)
@@ -423,16 +436,55 @@ class RedisPacer(Pacer[Booking | Ticket]):
                 log_change(pace, why)
 
     def _sync(self, version: bytes | str, encoded: bytes | str) -> None:
-        """Adopt the shared pace another process stored."""
+        """Adopt the shared pace another process stored, if this client could have stored it.
+
+        Redis is input, not truth: whoever can write to it could otherwise set a pace far over
+        ``rate_limit``, or one that divides by zero or stops every call. A pace out of bounds
+        is corrupt: said once at WARNING, and this client goes on at its configured pace (its
+        next change replaces the stored one, by the same compare-and-set).
+        """
         version = version.decode() if isinstance(version, bytes) else version
         if version == self._version:
             return
         self._version = version
-        if encoded:
-            try:
-                self._pace = msgspec.json.decode(encoded, type=Pace)
-            except msgspec.MsgspecError:
-                log.warning("the pace stored in Redis is corrupt; keeping this process's")
+        if not encoded:
+            return
+        try:
+            pace = msgspec.json.decode(encoded, type=Pace)
+        except msgspec.MsgspecError:
+            pace = None
+        if pace is not None and _believable(pace, self._configured):
+            self._pace = pace
+            return
+        self._pace = self._configured
+        if not self._warned_corrupt:
+            self._warned_corrupt = True
+            log.warning(
+                "the pace stored in Redis is corrupt or out of bounds; "
+                "this process keeps its configured pace"
+            )
+
+
+_MAX_WARY_STEPS = 64
+"""More clean wary steps than this is no pace a client wrote (each halves a 30 s wait)."""
+
+
+def _believable(pace: Pace, configured: Pace) -> bool:
+    """True if a client configured as ``configured`` could have learned ``pace``."""
+
+    def finite(value: float | None) -> bool:
+        return value is None or math.isfinite(value)
+
+    return (
+        pace.ceiling == configured.ceiling
+        and pace.base_margin == configured.base_margin
+        and MIN_RATE <= pace.rate <= configured.ceiling
+        and 0 <= pace.margin <= MAX_MARGIN
+        and finite(pace.changed_at)
+        and finite(pace.wall)
+        and (pace.wall is None or pace.wall >= 0)
+        and 0 <= pace.wary_steps <= _MAX_WARY_STEPS
+    )
 
 
 class RedisTokenStore:
