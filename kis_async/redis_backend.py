@@ -40,7 +40,14 @@ from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import (
+    ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 
 from . import config
 from .auth import Token, appkey_digest
@@ -59,6 +66,7 @@ from .pace import (
 from .pacing import Call, Line, Pacer, log_change
 from .retry import Backoff, RetryPolicy
 from .throttle import Throttle, Ticket
+from .tokencache import MAX_BYTES
 
 log = logging.getLogger(__name__)
 progress = logging.getLogger(config.PROGRESS_LOGGER)
@@ -130,18 +138,31 @@ _BOOK = """
 -- ARGV: version, interval_us, window_us, window_calls, max_wait_us, member, history_us, slack_us
 -- Returns {wait_us, now_us}; {-1, now_us} if the slot is beyond max_wait (nothing booked);
 -- {-2, now_us, version, pace} if the pace changed (nothing booked).
+-- A value no client writes (a version too long to be a count, a slot that is not a number or
+-- more than an hour ahead) is an error reply, not a booking: the caller repairs the keys.
 local departures, next_slot, pace = KEYS[1], KEYS[2], KEYS[3]
 local version, interval, window = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local calls, max_wait, member = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local history, slack = tonumber(ARGV[7]), tonumber(ARGV[8])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local ahead = 3600000000
 local stored = redis.call('HGET', pace, 'version') or '0'
+if #stored > 20 then return redis.error_reply('kis_async: corrupt pace version') end
 if stored ~= version then
-  return {-2, now, stored, redis.call('HGET', pace, 'pace') or ''}
+  local encoded = redis.call('HGET', pace, 'pace') or ''
+  if #encoded > 4096 then encoded = 'oversized' end
+  return {-2, now, stored, encoded}
 end
 redis.call('ZREMRANGEBYSCORE', departures, '-inf', now - window - history)
 local ideal = tonumber(redis.call('GET', next_slot) or '0')
+if ideal == nil or ideal ~= ideal or ideal - now > ahead then
+  return redis.error_reply('kis_async: corrupt next slot')
+end
+local latest = redis.call('ZREVRANGE', departures, 0, 0, 'WITHSCORES')
+if latest[2] and tonumber(latest[2]) - now > ahead then
+  return redis.error_reply('kis_async: corrupt departures')
+end
 local slot = math.max(ideal, now)
 local nth = redis.call('ZREVRANGE', departures, calls - 1, calls - 1, 'WITHSCORES')
 if nth[2] then slot = math.max(slot, tonumber(nth[2]) + window + 1) end
@@ -165,19 +186,24 @@ redis.call('ZREM', departures, member)
 local accepted = redis.call('ZCOUNT', departures, '(' .. (sent - 1000000), '(' .. sent)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local version = redis.call('HGET', pace, 'version') or '0'
-return {accepted, now, version, redis.call('HGET', pace, 'pace') or ''}
+local version = string.sub(redis.call('HGET', pace, 'version') or '0', 1, 32)
+local encoded = redis.call('HGET', pace, 'pace') or ''
+if #encoded > 4096 then encoded = 'oversized' end
+return {accepted, now, version, encoded}
 """
 
 _SET_PACE = """
 -- Store a new pace, if nobody changed it since the version it was learned from.
--- KEYS: pace (see Keys); ARGV: version, encoded_pace. Returns 1 if stored, else 0.
+-- KEYS: pace (see Keys); ARGV: version, encoded_pace. Returns the new version if stored, else 0.
 local pace = KEYS[1]
 local version, encoded = ARGV[1], ARGV[2]
 if (redis.call('HGET', pace, 'version') or '0') ~= version then return 0 end
-redis.call('HSET', pace, 'version', tostring(tonumber(version) + 1), 'pace', encoded)
+local count = tonumber(version)
+if count == nil or count ~= count or count < 0 or count > 1e15 then count = 0 end
+local new = string.format('%d', count + 1)
+redis.call('HSET', pace, 'version', new, 'pace', encoded)
 redis.call('PEXPIRE', pace, 86400000)
-return 1
+return new
 """
 
 _DELETE_IF_TOKEN = """
@@ -196,18 +222,32 @@ OUTAGE = RetryPolicy(max_retries=8, backoff=0.1, max_backoff=1.0)
 """How long a Redis blip is ridden out (about 3-5 s, as a restart takes) before failing closed."""
 _AT_ONCE = RetryPolicy(max_retries=0)
 """Failing open: one try, then this process goes on alone."""
+_BUSY = (ReadOnlyError, TryAgainError, ClusterDownError, OutOfMemoryError)
+"""Answers that say Redis cannot serve the command now (a failover, a full server), ridden out
+like an outage; any other :class:`~redis.exceptions.ResponseError` is Redis refusing the command
+itself (a script failing on a value it read, a key of the wrong type, an ACL), which no retry
+mends."""
+
+
+def _outage(exc: BaseException) -> bool:
+    """True if ``exc`` means Redis could not serve the command, as opposed to refusing it."""
+    return not isinstance(exc, ResponseError) or isinstance(exc, _BUSY)
 
 
 async def _through_outage(
     what: str, call: Callable[[], Awaitable[R]], *, clock: Clock, patient: bool = True
 ) -> R:
     """``call()``, retried while Redis is unreachable (if ``patient``); then a
-    :class:`TransportError`."""
+    :class:`TransportError`. A :class:`~redis.exceptions.ResponseError` that is not an outage
+    (:func:`_outage`) is raised as it is, at once: Redis answered, and the caller knows what the
+    command read."""
     tries = Backoff(OUTAGE if patient else _AT_ONCE, clock, "Redis", level=logging.INFO)
     while True:
         try:
             return await call()
         except (RedisError, OSError) as exc:
+            if not _outage(exc):
+                raise
             failure = f"{what} unreachable ({type(exc).__name__})"
         if not tries.left:
             raise TransportError(failure, source="redis")
@@ -320,6 +360,8 @@ class RedisPacer(Pacer[Booking | Ticket]):
         self._configured = self._pace
         """What a corrupt shared pace falls back to."""
         self._warned_corrupt = False
+        self._warned_repair = False
+        self._redis = client
         self._version = "0"
         self._line = Line(clock)
         self._id = secrets.token_hex(6)
@@ -390,13 +432,43 @@ class RedisPacer(Pacer[Booking | Ticket]):
             round(HISTORY * 1e6),
             round(TIMER_SLACK * 1e6),
         ]
-        answer: list[Any] = await _through_outage(
-            "shared pacer",
-            lambda: self._book(keys=self._book_keys, args=args),
-            clock=self._clock,
-            patient=self._fallback is None,
-        )
-        return answer
+
+        async def book() -> list[Any]:
+            answer: list[Any] = await _through_outage(
+                "shared pacer",
+                lambda: self._book(keys=self._book_keys, args=args),
+                clock=self._clock,
+                patient=self._fallback is None,
+            )
+            return answer
+
+        try:
+            return await book()
+        except ResponseError as exc:
+            await self._repair(exc)
+        try:
+            return await book()
+        except ResponseError as exc:
+            raise TransportError(
+                f"shared pacer: Redis refused the booking script ({type(exc).__name__})",
+                source="redis",
+            ) from None
+
+    async def _repair(self, exc: ResponseError) -> None:
+        """The booking script failed on what it read (a value no client writes, or a key of
+        another type): delete this pacer's keys, which loses only pacing history and the learned
+        pace, and say so once at WARNING. Not an outage: Redis answered."""
+        if not self._warned_repair:
+            self._warned_repair = True
+            log.warning(
+                "the shared pacer's keys in Redis are corrupt (%s); deleting them "
+                "(only pacing history is lost)",
+                type(exc).__name__,
+            )
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.delete(*self._book_keys)
+        self._version = "0"
+        self._pace = self._configured
 
     def close(self) -> None:
         self._line.close()
@@ -413,7 +485,8 @@ class RedisPacer(Pacer[Booking | Ticket]):
                 keys=self._refused_keys, args=[ticket.member, round(ticket.sent_at * 1e6)]
             )
         except (RedisError, OSError) as exc:
-            log.warning("shared pacer unreachable (%s); refusal not shared", type(exc).__name__)
+            failed = "unreachable" if _outage(exc) else "refused the command"
+            log.warning("shared pacer %s (%s); refusal not shared", failed, type(exc).__name__)
             return
         accepted, now = int(answer[0]), int(answer[1]) / 1e6
         self._sync(answer[2], answer[3])
@@ -432,7 +505,7 @@ class RedisPacer(Pacer[Booking | Ticket]):
             )
             if stored:
                 self._pace = pace
-                self._version = str(int(self._version) + 1)
+                self._version = stored.decode() if isinstance(stored, bytes) else str(stored)
                 log_change(pace, why)
 
     def _sync(self, version: bytes | str, encoded: bytes | str) -> None:
@@ -564,8 +637,28 @@ class RedisTokenStore:
                 await self._call(lock.release)
 
     async def load(self) -> Token | None:
-        data = await self._call(lambda: self._redis.get(self._key))
-        if data is None:
+        """The stored token, read up to :data:`~kis_async.tokencache.MAX_BYTES` as the file
+        cache is: redis-py reads a reply of any size, and a token is a few hundred bytes.
+
+        A value over that, undecodable, or not a string is no token (said at WARNING): the next
+        issuance replaces it. The token manager checks the token itself.
+        """
+
+        async def read() -> bytes | str:
+            try:
+                data: bytes | str = await self._redis.getrange(self._key, 0, MAX_BYTES)
+            except ResponseError as exc:
+                if _outage(exc):
+                    raise
+                log.warning("the token stored in Redis is not a string; ignoring it")
+                return b""
+            return data
+
+        data = await self._call(read)
+        if not data:
+            return None
+        if len(data) > MAX_BYTES:
+            log.warning("the token stored in Redis is over %d KiB; ignoring it", MAX_BYTES >> 10)
             return None
         try:
             return msgspec.json.decode(data, type=Token)
@@ -582,11 +675,20 @@ class RedisTokenStore:
         await self._call(lambda: self._discard(keys=[self._key], args=[access_token]))
 
     async def _call(self, call: Callable[[], Awaitable[Any]], otherwise: Any = None) -> Any:
-        """``call()`` through an outage; failing open, ``otherwise`` at once instead."""
+        """``call()`` through an outage; failing open, ``otherwise`` at once instead.
+
+        Redis refusing the command (a script failing on what it read, a key of another type)
+        fails the same way as an outage, but at once and said as what it is."""
         try:
-            return await _through_outage(
-                "token store", call, clock=self._clock, patient=not self._fail_open
-            )
+            try:
+                return await _through_outage(
+                    "token store", call, clock=self._clock, patient=not self._fail_open
+                )
+            except ResponseError as refused:
+                raise TransportError(
+                    f"token store: Redis refused the command ({type(refused).__name__})",
+                    source="redis",
+                ) from None
         except TransportError as exc:
             if not self._fail_open:
                 raise

@@ -7,21 +7,44 @@ configuration, says so at WARNING, and is not taken for a Redis outage.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import resource
 from collections.abc import AsyncIterator, Iterator
 
 import msgspec
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ReadOnlyError, ResponseError
 
-from kis_async import endpoints
+from kis_async import Token, endpoints
 from kis_async.pace import MAX_MARGIN, MIN_RATE, Pace
 from kis_async.pacing import Call, Priority
-from kis_async.redis_backend import Keys, RedisPacer
+from kis_async.redis_backend import Keys, RedisPacer, RedisTokenStore, _through_outage
+from kis_async.tokencache import MAX_BYTES
 
 from .test_redis import RedisServer, _redis_binary
+from .virtual_clock import VirtualClock
 
 CALL = Call(endpoints.SELLABLE.tr_id, Priority.BULK)
+
+
+class SkippingClock:
+    """A clock whose sleeps end at once, moving it on: a test over a real socket sees what the
+    code waited without waiting it (a :class:`VirtualClock` refuses real I/O)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return 1_800_000_000.0 + self.now
+
+    async def sleep(self, seconds: float, /) -> None:
+        self.now += max(0.0, seconds)
+        await asyncio.sleep(0)
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +124,129 @@ async def test_a_believable_shared_pace_is_adopted(connection: aioredis.Redis) -
     pacer = RedisPacer(connection, keys, 20.0)
     await pacer.acquire(CALL)
     assert pacer.pace == Pace(20.0, 0.02, 12.0, 0.04, wall=13.0, changed_at=5.0)
+
+
+async def _corrupt_departures(connection: aioredis.Redis, keys: Keys) -> None:
+    await connection.set(keys.departures, "not a sorted set")
+
+
+async def _corrupt_next(connection: aioredis.Redis, keys: Keys) -> None:
+    await connection.set(keys.next_slot, "garbage")
+
+
+async def _next_far_ahead(connection: aioredis.Redis, keys: Keys) -> None:
+    await connection.set(keys.next_slot, "1e300")
+
+
+async def _departure_far_ahead(connection: aioredis.Redis, keys: Keys) -> None:
+    await connection.zadd(keys.departures, {"x:1": 1e300})
+
+
+async def _version_not_a_count(connection: aioredis.Redis, keys: Keys) -> None:
+    await connection.hset(keys.pace(1000, 0.02), mapping={"version": "9" * 40, "pace": "{}"})
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        _corrupt_departures,
+        _corrupt_next,
+        _next_far_ahead,
+        _departure_far_ahead,
+        _version_not_a_count,
+    ],
+    ids=[
+        "departures not a set",
+        "next not a number",
+        "next a far future",
+        "a departure far ahead",
+        "version not a count",
+    ],
+)
+async def test_a_corrupt_schedule_is_repaired_not_taken_for_an_outage(
+    connection: aioredis.Redis, caplog: pytest.LogCaptureFixture, corrupt: object
+) -> None:
+    """Today the script's error was retried as if Redis were down, for seconds, and the call
+    then failed as "unreachable" (or every call was refused as booked too far ahead)."""
+    keys = Keys("trust-schedule")
+    await corrupt(connection, keys)  # type: ignore[operator]
+    clock = SkippingClock()
+    pacer = RedisPacer(connection, keys, 1000.0, clock=clock)
+    with caplog.at_level(logging.WARNING, logger="kis_async"):
+        for _ in range(5):
+            await pacer.acquire(CALL)
+        await corrupt(connection, keys)  # type: ignore[operator]
+        await pacer.acquire(CALL)
+    assert clock.monotonic() < 0.1, "only the slots themselves waited: nothing ridden out"
+    assert "unreachable" not in caplog.text
+    warnings = [r for r in caplog.records if "keys in Redis are corrupt" in r.message]
+    assert len(warnings) == 1, "said once, at WARNING"
+    assert warnings[0].levelno == logging.WARNING
+    assert float(await connection.get(keys.next_slot)) < 1e20
+
+
+def test_redis_refusing_a_command_is_not_an_outage_but_a_failover_is() -> None:
+    clock = VirtualClock()
+    tries = 0
+
+    async def refuses() -> None:
+        nonlocal tries
+        tries += 1
+        raise ResponseError("user_script:1: attempt to compare nil with number")
+
+    with pytest.raises(ResponseError):
+        clock.run(_through_outage("shared pacer", refuses, clock=clock))
+    assert tries == 1 and clock.monotonic() == 0
+    failovers = iter([ReadOnlyError("READONLY"), ReadOnlyError("READONLY")])
+
+    async def failing_over() -> str:
+        failure = next(failovers, None)
+        if failure is not None:
+            raise failure
+        return "done"
+
+    assert clock.run(_through_outage("shared pacer", failing_over, clock=clock)) == "done"
+    assert clock.monotonic() > 0, "a failover is ridden out"
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [b"x" * (MAX_BYTES + 1), b"\xff\xfe not json", b'{"access_token": 5}', b""],
+    ids=["oversized", "undecodable", "wrong shape", "empty"],
+)
+async def test_a_token_value_oversized_or_undecodable_is_no_token(
+    connection: aioredis.Redis, caplog: pytest.LogCaptureFixture, stored: bytes
+) -> None:
+    keys = Keys("trust-token")
+    await connection.set(keys.token, stored)
+    store = RedisTokenStore(connection, keys)
+    with caplog.at_level(logging.WARNING, logger="kis_async"):
+        assert await store.load() is None
+    assert stored == b"" or "token stored in Redis" in caplog.text
+    await store.save(Token("fresh", 4e9, 1e9))
+    assert await store.load() == Token("fresh", 4e9, 1e9), "the next issuance replaces it"
+
+
+async def test_a_token_key_of_another_type_is_no_token(
+    connection: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    keys = Keys("trust-token-type")
+    await connection.hset(keys.token, mapping={"access_token": "x"})
+    clock = SkippingClock()
+    store = RedisTokenStore(connection, keys, clock=clock)
+    with caplog.at_level(logging.WARNING, logger="kis_async"):
+        assert await store.load() is None
+    assert "not a string" in caplog.text and clock.now == 0, "not ridden out as an outage"
+    await store.save(Token("fresh", 4e9, 1e9))
+    assert await store.load() == Token("fresh", 4e9, 1e9)
+
+
+async def test_a_200_mb_token_value_is_not_read(connection: aioredis.Redis) -> None:
+    """Today the whole value was read: a 200 MB value grew the process by about 760 MB."""
+    keys = Keys("trust-token-big")
+    await connection.setrange(keys.token, 200 * 1024 * 1024 - 1, b"x")
+    store = RedisTokenStore(connection, keys)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert await store.load() is None
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 50 * 1024, f"grew {grown_kib} KiB"
