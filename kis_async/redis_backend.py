@@ -35,7 +35,7 @@ import math
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
 import msgspec
@@ -229,29 +229,89 @@ itself (a script failing on a value it read, a key of the wrong type, an ACL), w
 mends."""
 
 
+OUTAGE_HOLD = 30.0
+"""Seconds an established outage is remembered. Once one command's ride-out has failed, every
+other command on the connection fails at once for this long (a Redis that hangs would otherwise
+cost each of them its own ride-out, one after another: about 49 s each behind a proxy that stops
+forwarding); then one try probes it again. Like the token manager remembering a failure for one
+issue interval."""
+
+
+class Outage:
+    """What the commands on one Redis connection know of it being down: the last failed
+    ride-out, and until when it holds (on the client's clock)."""
+
+    def __init__(self) -> None:
+        self.failure: str | None = None
+        self.until = -math.inf
+
+    def holding(self, clock: Clock) -> TransportError | None:
+        """The error to fail with at once, while an established outage is remembered."""
+        left = self.until - clock.monotonic()
+        if self.failure is None or left <= 0:
+            return None
+        return TransportError(f"{self.failure}; not tried again for {left:.0f} s", source="redis")
+
+    def remember(self, failure: str, clock: Clock) -> None:
+        self.failure = failure
+        self.until = clock.monotonic() + OUTAGE_HOLD
+
+    def clear(self) -> None:
+        self.failure = None
+        self.until = -math.inf
+
+
 def _outage(exc: BaseException) -> bool:
     """True if ``exc`` means Redis could not serve the command, as opposed to refusing it."""
     return not isinstance(exc, ResponseError) or isinstance(exc, _BUSY)
 
 
 async def _through_outage(
-    what: str, call: Callable[[], Awaitable[R]], *, clock: Clock, patient: bool = True
+    what: str,
+    call: Callable[[], Awaitable[R]],
+    *,
+    clock: Clock,
+    patient: bool = True,
+    outage: Outage | None = None,
 ) -> R:
     """``call()``, retried while Redis is unreachable (if ``patient``); then a
     :class:`TransportError`. A :class:`~redis.exceptions.ResponseError` that is not an outage
     (:func:`_outage`) is raised as it is, at once: Redis answered, and the caller knows what the
-    command read."""
-    tries = Backoff(OUTAGE if patient else _AT_ONCE, clock, "Redis", level=logging.INFO)
+    command read.
+
+    With an ``outage`` shared by the connection's commands, a failed ride-out is remembered
+    (:data:`OUTAGE_HOLD`): meanwhile every command fails at once, also one riding out already,
+    and the first after it tries once, which ends the outage or remembers it again.
+    """
+    probing = False
+    if outage is not None:
+        held = outage.holding(clock)
+        if held is not None:
+            raise held
+        probing = outage.failure is not None
+    policy = OUTAGE if patient and not probing else _AT_ONCE
+    tries = Backoff(policy, clock, "Redis", level=logging.INFO)
     while True:
         try:
-            return await call()
+            result = await call()
         except (RedisError, OSError) as exc:
             if not _outage(exc):
+                if outage is not None:
+                    outage.clear()
                 raise
             failure = f"{what} unreachable ({type(exc).__name__})"
+        else:
+            if outage is not None:
+                outage.clear()
+            return result
         if not tries.left:
+            if outage is not None:
+                outage.remember(failure, clock)
             raise TransportError(failure, source="redis")
         await tries.wait(failure)
+        held = outage.holding(clock) if outage is not None else None
+        if held is not None:
+            raise held
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +324,8 @@ class Shared:
     keys: Keys
     fail_open: bool = False
     clock: Clock = SYSTEM_CLOCK
+    outage: Outage = field(default_factory=Outage)
+    """Shared by every command on ``connection``: one failed ride-out fails the rest fast."""
 
     def ledger_pacer(self, account: str, start: Pace) -> RedisPacer:
         """The pacer of ``account``'s ledger limit (:mod:`kis_async.ledger`), shared by every
@@ -276,6 +338,7 @@ class Shared:
             fail_open=self.fail_open,
             start=start,
             clock=self.clock,
+            outage=self.outage,
         )
 
     async def aclose(self) -> None:
@@ -299,13 +362,17 @@ def open_shared(
     """
     connection = aioredis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
     keys = Keys.of(app_key, host)
+    outage = Outage()
     return Shared(
-        RedisPacer(connection, keys, rate, margin=margin, fail_open=fail_open, clock=clock),
-        RedisTokenStore(connection, keys, fail_open=fail_open, clock=clock),
+        RedisPacer(
+            connection, keys, rate, margin=margin, fail_open=fail_open, clock=clock, outage=outage
+        ),
+        RedisTokenStore(connection, keys, fail_open=fail_open, clock=clock, outage=outage),
         connection,
         keys,
         fail_open,
         clock,
+        outage,
     )
 
 
@@ -344,6 +411,7 @@ class RedisPacer(Pacer[Booking | Ticket]):
         fail_open: bool = False,
         start: Pace | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        outage: Outage | None = None,
     ) -> None:
         pace_key = keys.pace(rate, margin)
         self._book_keys = [keys.departures, keys.next_slot, pace_key]
@@ -354,6 +422,7 @@ class RedisPacer(Pacer[Booking | Ticket]):
         self._refused = client.register_script(_REFUSED)
         self._set_pace = client.register_script(_SET_PACE)
         self._clock = clock
+        self._outage = outage if outage is not None else Outage()
         self._fallback = Throttle(rate, margin=margin, clock=clock) if fail_open else None
         self._pace = start if start is not None else Pace.start(rate, margin)
         """Until a process stores one, every process starts from the same ``start``."""
@@ -439,6 +508,7 @@ class RedisPacer(Pacer[Booking | Ticket]):
                 lambda: self._book(keys=self._book_keys, args=args),
                 clock=self._clock,
                 patient=self._fallback is None,
+                outage=self._outage,
             )
             return answer
 
@@ -480,6 +550,9 @@ class RedisPacer(Pacer[Booking | Ticket]):
             if self._fallback is not None:
                 await self._fallback.refused(ticket)
             return
+        if self._outage.holding(self._clock) is not None:
+            log.warning("shared pacer unreachable; refusal not shared")
+            return
         try:
             answer = await self._refused(
                 keys=self._refused_keys, args=[ticket.member, round(ticket.sent_at * 1e6)]
@@ -497,7 +570,7 @@ class RedisPacer(Pacer[Booking | Ticket]):
 
     async def _store(self, pace: Pace, why: str) -> None:
         """Make ``pace`` the shared one, unless another process changed it first."""
-        if pace == self._pace:
+        if pace == self._pace or self._outage.holding(self._clock) is not None:
             return
         with contextlib.suppress(RedisError, OSError):
             stored = await self._set_pace(
@@ -581,8 +654,10 @@ class RedisTokenStore:
         warn_every: float = 10.0,
         fail_open: bool = False,
         clock: Clock = SYSTEM_CLOCK,
+        outage: Outage | None = None,
     ) -> None:
         self._fail_open = fail_open
+        self._outage = outage if outage is not None else Outage()
         self._redis = client
         self._key = keys.token
         self._lock_key = keys.token_lock
@@ -682,7 +757,11 @@ class RedisTokenStore:
         try:
             try:
                 return await _through_outage(
-                    "token store", call, clock=self._clock, patient=not self._fail_open
+                    "token store",
+                    call,
+                    clock=self._clock,
+                    patient=not self._fail_open,
+                    outage=self._outage,
                 )
             except ResponseError as refused:
                 raise TransportError(

@@ -15,12 +15,21 @@ from collections.abc import AsyncIterator, Iterator
 import msgspec
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, ResponseError
 
-from kis_async import Token, endpoints
+from kis_async import Token, TransportError, endpoints
 from kis_async.pace import MAX_MARGIN, MIN_RATE, Pace
 from kis_async.pacing import Call, Priority
-from kis_async.redis_backend import Keys, RedisPacer, RedisTokenStore, _through_outage
+from kis_async.redis_backend import (
+    OUTAGE,
+    OUTAGE_HOLD,
+    Keys,
+    Outage,
+    RedisPacer,
+    RedisTokenStore,
+    _through_outage,
+)
 from kis_async.tokencache import MAX_BYTES
 
 from .test_redis import RedisServer, _redis_binary
@@ -250,3 +259,79 @@ async def test_a_200_mb_token_value_is_not_read(connection: aioredis.Redis) -> N
     assert await store.load() is None
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown_kib < 50 * 1024, f"grew {grown_kib} KiB"
+
+
+class FlakyRedis:
+    """Stands in for a redis-py client on a :class:`VirtualClock` (which refuses real sockets):
+    every script fails as a dead connection while ``down``, and books at once otherwise."""
+
+    def __init__(self) -> None:
+        self.down = True
+        self.tries = 0
+
+    def register_script(self, script: str) -> object:
+        async def run(**_: object) -> list[int]:
+            self.tries += 1
+            if self.down:
+                raise RedisConnectionError("Connection closed by server.")
+            return [0, 0]
+
+        return run
+
+
+RIDE_OUT = OUTAGE.max_retries * OUTAGE.max_backoff
+"""The longest one ride-out waits."""
+
+
+def test_an_established_outage_fails_the_remaining_calls_fast_then_is_probed() -> None:
+    """Today each of the 20 calls rode the outage out by itself, one after another (81.5 s for
+    the 20 on the client's clock, 180 tries; behind a proxy that stops forwarding, each ride-out
+    took about 49 s)."""
+    clock = VirtualClock()
+    redis = FlakyRedis()
+    pacer = RedisPacer(redis, Keys("outage"), 20.0, clock=clock)  # type: ignore[arg-type]
+
+    async def calls(n: int) -> list[BaseException | object]:
+        return list(
+            await asyncio.gather(*(pacer.acquire(CALL) for _ in range(n)), return_exceptions=True)
+        )
+
+    failed = clock.run(calls(20))
+    assert all(isinstance(f, TransportError) and f.source == "redis" for f in failed)
+    assert "unreachable" in str(failed[-1])
+    assert 3 <= clock.monotonic() <= RIDE_OUT, "one ride-out, not twenty"
+    assert redis.tries == OUTAGE.max_retries + 1
+    established = clock.monotonic()
+
+    clock.run(clock.sleep(OUTAGE_HOLD))
+    failed = clock.run(calls(5))
+    assert all(isinstance(f, TransportError) for f in failed)
+    assert clock.monotonic() == established + OUTAGE_HOLD, "the probe is one try, not a ride-out"
+    assert redis.tries == OUTAGE.max_retries + 2
+
+    redis.down = False
+    clock.run(clock.sleep(OUTAGE_HOLD))
+    assert not any(isinstance(r, BaseException) for r in clock.run(calls(5))), "Redis is back"
+
+
+def test_an_outage_one_command_rode_out_fails_another_already_riding_it_out() -> None:
+    """The token store and the pacer share one connection, so they share what they know."""
+    clock = VirtualClock()
+    outage = Outage()
+
+    async def down() -> None:
+        raise RedisConnectionError
+
+    async def both() -> list[BaseException | None]:
+        first = _through_outage("token store", down, clock=clock, outage=outage)
+
+        async def later() -> None:
+            await clock.sleep(1.0)
+            await _through_outage("shared pacer", down, clock=clock, outage=outage)
+
+        return list(await asyncio.gather(first, later(), return_exceptions=True))
+
+    results = clock.run(both())
+    assert all(isinstance(r, TransportError) for r in results)
+    assert clock.monotonic() <= RIDE_OUT, "the later one stopped when the first gave up"
+    assert "not tried again" in str(results[1])
