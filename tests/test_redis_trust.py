@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import msgspec
@@ -30,8 +31,10 @@ from kis_async.redis_backend import (
     RedisTokenStore,
     _through_outage,
 )
+from kis_async.simulator import Simulator
 from kis_async.tokencache import MAX_BYTES
 
+from .conftest import ClientFactory, codes
 from .test_redis import RedisServer, _redis_binary
 from .virtual_clock import VirtualClock
 
@@ -335,3 +338,24 @@ def test_an_outage_one_command_rode_out_fails_another_already_riding_it_out() ->
     assert all(isinstance(r, TransportError) for r in results)
     assert clock.monotonic() <= RIDE_OUT, "the later one stopped when the first gave up"
     assert "not tried again" in str(results[1])
+
+
+async def test_a_stopped_redis_costs_one_ride_out_not_one_per_ticker(
+    sim: Simulator, make_client: ClientFactory
+) -> None:
+    """A real redis-server, stopped after the first batch: the next batch of ten fails closed
+    after one ride-out (about 3-5 s), where today each ticker rode it out in turn (40 s)."""
+    server = RedisServer(_redis_binary())
+    server.start()
+    try:
+        async with make_client(redis_url=server.url, token_issue_interval=60.0) as kis:
+            assert (await kis.check_sellable(codes(3))).ok
+            server.stop()
+            started = time.monotonic()
+            batch = await kis.check_sellable(codes(10, start=200000))
+            took = time.monotonic() - started
+    finally:
+        server.stop()
+    assert len(batch.errors) == 10
+    assert all(isinstance(e, TransportError) and e.source == "redis" for e in batch.errors.values())
+    assert took < 2 * OUTAGE.max_retries * OUTAGE.max_backoff, f"{took:.1f} s"
