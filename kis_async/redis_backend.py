@@ -23,7 +23,13 @@ an outage as :data:`OUTAGE` says, with the same :class:`~kis_async.retry.Backoff
 (not redis-py's own ``Retry``, which sleeps on asyncio's clock rather than the client's). Every
 local wait, for a slot, through an outage, for another process's lock, is on the client's
 :class:`~kis_async.clock.Clock`; the slots themselves are on the Redis server's clock, the one
-clock every process shares.
+clock every process shares. Once a ride-out has failed, the outage is remembered
+(:data:`OUTAGE_HOLD`) and the other commands fail at once until a probe.
+
+What is read from Redis is input, not truth: anyone who can write to it can write any value
+under these keys. A shared pace is adopted only if this client could have learned it, a schedule
+no client would write is deleted rather than retried as an outage, and the token is read up to
+:data:`~kis_async.tokencache.MAX_BYTES`. The Redis must still be trusted (it holds the token).
 """
 
 from __future__ import annotations
