@@ -23,7 +23,13 @@ an outage as :data:`OUTAGE` says, with the same :class:`~kis_async.retry.Backoff
 (not redis-py's own ``Retry``, which sleeps on asyncio's clock rather than the client's). Every
 local wait, for a slot, through an outage, for another process's lock, is on the client's
 :class:`~kis_async.clock.Clock`; the slots themselves are on the Redis server's clock, the one
-clock every process shares.
+clock every process shares. Once a ride-out has failed, the outage is remembered
+(:data:`OUTAGE_HOLD`) and the other commands fail at once until a probe.
+
+What is read from Redis is input, not truth: anyone who can write to it can write any value
+under these keys. A shared pace is adopted only if this client could have learned it, a schedule
+no client would write is deleted rather than retried as an outage, and the token is read up to
+:data:`~kis_async.tokencache.MAX_BYTES`. The Redis must still be trusted (it holds the token).
 """
 
 from __future__ import annotations
@@ -31,24 +37,42 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import (
+    ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 
 from . import config
 from .auth import Token, appkey_digest
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import CallBudgetError, TransportError
-from .pace import DEFAULT_MARGIN, HISTORY, TIMER_SLACK, Pace, after_clean, after_refusal
+from .pace import (
+    DEFAULT_MARGIN,
+    HISTORY,
+    MAX_MARGIN,
+    MIN_RATE,
+    TIMER_SLACK,
+    Pace,
+    after_clean,
+    after_refusal,
+)
 from .pacing import Call, Line, Pacer, log_change
 from .retry import Backoff, RetryPolicy
 from .throttle import Throttle, Ticket
+from .tokencache import MAX_BYTES
 
 log = logging.getLogger(__name__)
 progress = logging.getLogger(config.PROGRESS_LOGGER)
@@ -120,18 +144,31 @@ _BOOK = """
 -- ARGV: version, interval_us, window_us, window_calls, max_wait_us, member, history_us, slack_us
 -- Returns {wait_us, now_us}; {-1, now_us} if the slot is beyond max_wait (nothing booked);
 -- {-2, now_us, version, pace} if the pace changed (nothing booked).
+-- A value no client writes (a version too long to be a count, a slot that is not a number or
+-- more than an hour ahead) is an error reply, not a booking: the caller repairs the keys.
 local departures, next_slot, pace = KEYS[1], KEYS[2], KEYS[3]
 local version, interval, window = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local calls, max_wait, member = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local history, slack = tonumber(ARGV[7]), tonumber(ARGV[8])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local ahead = 3600000000
 local stored = redis.call('HGET', pace, 'version') or '0'
+if #stored > 20 then return redis.error_reply('kis_async: corrupt pace version') end
 if stored ~= version then
-  return {-2, now, stored, redis.call('HGET', pace, 'pace') or ''}
+  local encoded = redis.call('HGET', pace, 'pace') or ''
+  if #encoded > 4096 then encoded = 'oversized' end
+  return {-2, now, stored, encoded}
 end
 redis.call('ZREMRANGEBYSCORE', departures, '-inf', now - window - history)
 local ideal = tonumber(redis.call('GET', next_slot) or '0')
+if ideal == nil or ideal ~= ideal or ideal - now > ahead then
+  return redis.error_reply('kis_async: corrupt next slot')
+end
+local latest = redis.call('ZREVRANGE', departures, 0, 0, 'WITHSCORES')
+if latest[2] and tonumber(latest[2]) - now > ahead then
+  return redis.error_reply('kis_async: corrupt departures')
+end
 local slot = math.max(ideal, now)
 local nth = redis.call('ZREVRANGE', departures, calls - 1, calls - 1, 'WITHSCORES')
 if nth[2] then slot = math.max(slot, tonumber(nth[2]) + window + 1) end
@@ -155,19 +192,24 @@ redis.call('ZREM', departures, member)
 local accepted = redis.call('ZCOUNT', departures, '(' .. (sent - 1000000), '(' .. sent)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local version = redis.call('HGET', pace, 'version') or '0'
-return {accepted, now, version, redis.call('HGET', pace, 'pace') or ''}
+local version = string.sub(redis.call('HGET', pace, 'version') or '0', 1, 32)
+local encoded = redis.call('HGET', pace, 'pace') or ''
+if #encoded > 4096 then encoded = 'oversized' end
+return {accepted, now, version, encoded}
 """
 
 _SET_PACE = """
 -- Store a new pace, if nobody changed it since the version it was learned from.
--- KEYS: pace (see Keys); ARGV: version, encoded_pace. Returns 1 if stored, else 0.
+-- KEYS: pace (see Keys); ARGV: version, encoded_pace. Returns the new version if stored, else 0.
 local pace = KEYS[1]
 local version, encoded = ARGV[1], ARGV[2]
 if (redis.call('HGET', pace, 'version') or '0') ~= version then return 0 end
-redis.call('HSET', pace, 'version', tostring(tonumber(version) + 1), 'pace', encoded)
+local count = tonumber(version)
+if count == nil or count ~= count or count < 0 or count > 1e15 then count = 0 end
+local new = string.format('%d', count + 1)
+redis.call('HSET', pace, 'version', new, 'pace', encoded)
 redis.call('PEXPIRE', pace, 86400000)
-return 1
+return new
 """
 
 _DELETE_IF_TOKEN = """
@@ -186,22 +228,96 @@ OUTAGE = RetryPolicy(max_retries=8, backoff=0.1, max_backoff=1.0)
 """How long a Redis blip is ridden out (about 3-5 s, as a restart takes) before failing closed."""
 _AT_ONCE = RetryPolicy(max_retries=0)
 """Failing open: one try, then this process goes on alone."""
+_BUSY = (ReadOnlyError, TryAgainError, ClusterDownError, OutOfMemoryError)
+"""Answers that say Redis cannot serve the command now (a failover, a full server), ridden out
+like an outage; any other :class:`~redis.exceptions.ResponseError` is Redis refusing the command
+itself (a script failing on a value it read, a key of the wrong type, an ACL), which no retry
+mends."""
+
+
+OUTAGE_HOLD = 30.0
+"""Seconds an established outage is remembered. Once one command's ride-out has failed, every
+other command on the connection fails at once for this long (a Redis that hangs would otherwise
+cost each of them its own ride-out, one after another: about 49 s each behind a proxy that stops
+forwarding); then one try probes it again. Like the token manager remembering a failure for one
+issue interval."""
+
+
+class Outage:
+    """What the commands on one Redis connection know of it being down: the last failed
+    ride-out, and until when it holds (on the client's clock)."""
+
+    def __init__(self) -> None:
+        self.failure: str | None = None
+        self.until = -math.inf
+
+    def holding(self, clock: Clock) -> TransportError | None:
+        """The error to fail with at once, while an established outage is remembered."""
+        left = self.until - clock.monotonic()
+        if self.failure is None or left <= 0:
+            return None
+        return TransportError(f"{self.failure}; not tried again for {left:.0f} s", source="redis")
+
+    def remember(self, failure: str, clock: Clock) -> None:
+        self.failure = failure
+        self.until = clock.monotonic() + OUTAGE_HOLD
+
+    def clear(self) -> None:
+        self.failure = None
+        self.until = -math.inf
+
+
+def _outage(exc: BaseException) -> bool:
+    """True if ``exc`` means Redis could not serve the command, as opposed to refusing it."""
+    return not isinstance(exc, ResponseError) or isinstance(exc, _BUSY)
 
 
 async def _through_outage(
-    what: str, call: Callable[[], Awaitable[R]], *, clock: Clock, patient: bool = True
+    what: str,
+    call: Callable[[], Awaitable[R]],
+    *,
+    clock: Clock,
+    patient: bool = True,
+    outage: Outage | None = None,
 ) -> R:
     """``call()``, retried while Redis is unreachable (if ``patient``); then a
-    :class:`TransportError`."""
-    tries = Backoff(OUTAGE if patient else _AT_ONCE, clock, "Redis", level=logging.INFO)
+    :class:`TransportError`. A :class:`~redis.exceptions.ResponseError` that is not an outage
+    (:func:`_outage`) is raised as it is, at once: Redis answered, and the caller knows what the
+    command read.
+
+    With an ``outage`` shared by the connection's commands, a failed ride-out is remembered
+    (:data:`OUTAGE_HOLD`): meanwhile every command fails at once, also one riding out already,
+    and the first after it tries once, which ends the outage or remembers it again.
+    """
+    probing = False
+    if outage is not None:
+        held = outage.holding(clock)
+        if held is not None:
+            raise held
+        probing = outage.failure is not None
+    policy = OUTAGE if patient and not probing else _AT_ONCE
+    tries = Backoff(policy, clock, "Redis", level=logging.INFO)
     while True:
         try:
-            return await call()
+            result = await call()
         except (RedisError, OSError) as exc:
+            if not _outage(exc):
+                if outage is not None:
+                    outage.clear()
+                raise
             failure = f"{what} unreachable ({type(exc).__name__})"
+        else:
+            if outage is not None:
+                outage.clear()
+            return result
         if not tries.left:
+            if outage is not None:
+                outage.remember(failure, clock)
             raise TransportError(failure, source="redis")
         await tries.wait(failure)
+        held = outage.holding(clock) if outage is not None else None
+        if held is not None:
+            raise held
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +330,8 @@ class Shared:
     keys: Keys
     fail_open: bool = False
     clock: Clock = SYSTEM_CLOCK
+    outage: Outage = field(default_factory=Outage)
+    """Shared by every command on ``connection``: one failed ride-out fails the rest fast."""
 
     def ledger_pacer(self, account: str, start: Pace) -> RedisPacer:
         """The pacer of ``account``'s ledger limit (:mod:`kis_async.ledger`), shared by every
@@ -226,6 +344,7 @@ class Shared:
             fail_open=self.fail_open,
             start=start,
             clock=self.clock,
+            outage=self.outage,
         )
 
     async def aclose(self) -> None:
@@ -249,13 +368,17 @@ def open_shared(
     """
     connection = aioredis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
     keys = Keys.of(app_key, host)
+    outage = Outage()
     return Shared(
-        RedisPacer(connection, keys, rate, margin=margin, fail_open=fail_open, clock=clock),
-        RedisTokenStore(connection, keys, fail_open=fail_open, clock=clock),
+        RedisPacer(
+            connection, keys, rate, margin=margin, fail_open=fail_open, clock=clock, outage=outage
+        ),
+        RedisTokenStore(connection, keys, fail_open=fail_open, clock=clock, outage=outage),
         connection,
         keys,
         fail_open,
         clock,
+        outage,
     )
 
 
@@ -294,6 +417,7 @@ class RedisPacer(Pacer[Booking | Ticket]):
         fail_open: bool = False,
         start: Pace | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        outage: Outage | None = None,
     ) -> None:
         pace_key = keys.pace(rate, margin)
         self._book_keys = [keys.departures, keys.next_slot, pace_key]
@@ -304,9 +428,15 @@ class RedisPacer(Pacer[Booking | Ticket]):
         self._refused = client.register_script(_REFUSED)
         self._set_pace = client.register_script(_SET_PACE)
         self._clock = clock
+        self._outage = outage if outage is not None else Outage()
         self._fallback = Throttle(rate, margin=margin, clock=clock) if fail_open else None
         self._pace = start if start is not None else Pace.start(rate, margin)
         """Until a process stores one, every process starts from the same ``start``."""
+        self._configured = self._pace
+        """What a corrupt shared pace falls back to."""
+        self._warned_corrupt = False
+        self._warned_repair = False
+        self._redis = client
         self._version = "0"
         self._line = Line(clock)
         self._id = secrets.token_hex(6)
@@ -377,13 +507,44 @@ class RedisPacer(Pacer[Booking | Ticket]):
             round(HISTORY * 1e6),
             round(TIMER_SLACK * 1e6),
         ]
-        answer: list[Any] = await _through_outage(
-            "shared pacer",
-            lambda: self._book(keys=self._book_keys, args=args),
-            clock=self._clock,
-            patient=self._fallback is None,
-        )
-        return answer
+
+        async def book() -> list[Any]:
+            answer: list[Any] = await _through_outage(
+                "shared pacer",
+                lambda: self._book(keys=self._book_keys, args=args),
+                clock=self._clock,
+                patient=self._fallback is None,
+                outage=self._outage,
+            )
+            return answer
+
+        try:
+            return await book()
+        except ResponseError as exc:
+            await self._repair(exc)
+        try:
+            return await book()
+        except ResponseError as exc:
+            raise TransportError(
+                f"shared pacer: Redis refused the booking script ({type(exc).__name__})",
+                source="redis",
+            ) from None
+
+    async def _repair(self, exc: ResponseError) -> None:
+        """The booking script failed on what it read (a value no client writes, or a key of
+        another type): delete this pacer's keys, which loses only pacing history and the learned
+        pace, and say so once at WARNING. Not an outage: Redis answered."""
+        if not self._warned_repair:
+            self._warned_repair = True
+            log.warning(
+                "the shared pacer's keys in Redis are corrupt (%s); deleting them "
+                "(only pacing history is lost)",
+                type(exc).__name__,
+            )
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.delete(*self._book_keys)
+        self._version = "0"
+        self._pace = self._configured
 
     def close(self) -> None:
         self._line.close()
@@ -395,12 +556,16 @@ class RedisPacer(Pacer[Booking | Ticket]):
             if self._fallback is not None:
                 await self._fallback.refused(ticket)
             return
+        if self._outage.holding(self._clock) is not None:
+            log.warning("shared pacer unreachable; refusal not shared")
+            return
         try:
             answer = await self._refused(
                 keys=self._refused_keys, args=[ticket.member, round(ticket.sent_at * 1e6)]
             )
         except (RedisError, OSError) as exc:
-            log.warning("shared pacer unreachable (%s); refusal not shared", type(exc).__name__)
+            failed = "unreachable" if _outage(exc) else "refused the command"
+            log.warning("shared pacer %s (%s); refusal not shared", failed, type(exc).__name__)
             return
         accepted, now = int(answer[0]), int(answer[1]) / 1e6
         self._sync(answer[2], answer[3])
@@ -411,7 +576,7 @@ class RedisPacer(Pacer[Booking | Ticket]):
 
     async def _store(self, pace: Pace, why: str) -> None:
         """Make ``pace`` the shared one, unless another process changed it first."""
-        if pace == self._pace:
+        if pace == self._pace or self._outage.holding(self._clock) is not None:
             return
         with contextlib.suppress(RedisError, OSError):
             stored = await self._set_pace(
@@ -419,20 +584,59 @@ class RedisPacer(Pacer[Booking | Ticket]):
             )
             if stored:
                 self._pace = pace
-                self._version = str(int(self._version) + 1)
+                self._version = stored.decode() if isinstance(stored, bytes) else str(stored)
                 log_change(pace, why)
 
     def _sync(self, version: bytes | str, encoded: bytes | str) -> None:
-        """Adopt the shared pace another process stored."""
+        """Adopt the shared pace another process stored, if this client could have stored it.
+
+        Redis is input, not truth: whoever can write to it could otherwise set a pace far over
+        ``rate_limit``, or one that divides by zero or stops every call. A pace out of bounds
+        is corrupt: said once at WARNING, and this client goes on at its configured pace (its
+        next change replaces the stored one, by the same compare-and-set).
+        """
         version = version.decode() if isinstance(version, bytes) else version
         if version == self._version:
             return
         self._version = version
-        if encoded:
-            try:
-                self._pace = msgspec.json.decode(encoded, type=Pace)
-            except msgspec.MsgspecError:
-                log.warning("the pace stored in Redis is corrupt; keeping this process's")
+        if not encoded:
+            return
+        try:
+            pace = msgspec.json.decode(encoded, type=Pace)
+        except msgspec.MsgspecError:
+            pace = None
+        if pace is not None and _believable(pace, self._configured):
+            self._pace = pace
+            return
+        self._pace = self._configured
+        if not self._warned_corrupt:
+            self._warned_corrupt = True
+            log.warning(
+                "the pace stored in Redis is corrupt or out of bounds; "
+                "this process keeps its configured pace"
+            )
+
+
+_MAX_WARY_STEPS = 64
+"""More clean wary steps than this is no pace a client wrote (each halves a 30 s wait)."""
+
+
+def _believable(pace: Pace, configured: Pace) -> bool:
+    """True if a client configured as ``configured`` could have learned ``pace``."""
+
+    def finite(value: float | None) -> bool:
+        return value is None or math.isfinite(value)
+
+    return (
+        pace.ceiling == configured.ceiling
+        and pace.base_margin == configured.base_margin
+        and MIN_RATE <= pace.rate <= configured.ceiling
+        and 0 <= pace.margin <= MAX_MARGIN
+        and finite(pace.changed_at)
+        and finite(pace.wall)
+        and (pace.wall is None or pace.wall >= 0)
+        and 0 <= pace.wary_steps <= _MAX_WARY_STEPS
+    )
 
 
 class RedisTokenStore:
@@ -456,8 +660,10 @@ class RedisTokenStore:
         warn_every: float = 10.0,
         fail_open: bool = False,
         clock: Clock = SYSTEM_CLOCK,
+        outage: Outage | None = None,
     ) -> None:
         self._fail_open = fail_open
+        self._outage = outage if outage is not None else Outage()
         self._redis = client
         self._key = keys.token
         self._lock_key = keys.token_lock
@@ -512,8 +718,28 @@ class RedisTokenStore:
                 await self._call(lock.release)
 
     async def load(self) -> Token | None:
-        data = await self._call(lambda: self._redis.get(self._key))
-        if data is None:
+        """The stored token, read up to :data:`~kis_async.tokencache.MAX_BYTES` as the file
+        cache is: redis-py reads a reply of any size, and a token is a few hundred bytes.
+
+        A value over that, undecodable, or not a string is no token (said at WARNING): the next
+        issuance replaces it. The token manager checks the token itself.
+        """
+
+        async def read() -> bytes | str:
+            try:
+                data: bytes | str = await self._redis.getrange(self._key, 0, MAX_BYTES)
+            except ResponseError as exc:
+                if _outage(exc):
+                    raise
+                log.warning("the token stored in Redis is not a string; ignoring it")
+                return b""
+            return data
+
+        data = await self._call(read)
+        if not data:
+            return None
+        if len(data) > MAX_BYTES:
+            log.warning("the token stored in Redis is over %d KiB; ignoring it", MAX_BYTES >> 10)
             return None
         try:
             return msgspec.json.decode(data, type=Token)
@@ -530,11 +756,24 @@ class RedisTokenStore:
         await self._call(lambda: self._discard(keys=[self._key], args=[access_token]))
 
     async def _call(self, call: Callable[[], Awaitable[Any]], otherwise: Any = None) -> Any:
-        """``call()`` through an outage; failing open, ``otherwise`` at once instead."""
+        """``call()`` through an outage; failing open, ``otherwise`` at once instead.
+
+        Redis refusing the command (a script failing on what it read, a key of another type)
+        fails the same way as an outage, but at once and said as what it is."""
         try:
-            return await _through_outage(
-                "token store", call, clock=self._clock, patient=not self._fail_open
-            )
+            try:
+                return await _through_outage(
+                    "token store",
+                    call,
+                    clock=self._clock,
+                    patient=not self._fail_open,
+                    outage=self._outage,
+                )
+            except ResponseError as refused:
+                raise TransportError(
+                    f"token store: Redis refused the command ({type(refused).__name__})",
+                    source="redis",
+                ) from None
         except TransportError as exc:
             if not self._fail_open:
                 raise
