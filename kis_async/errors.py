@@ -170,7 +170,9 @@ class TransportError(KISError):
     ``source`` says what could not be reached: ``"api"`` (an API call), ``"token"`` (the token
     endpoint) or ``"redis"`` (the shared pacer or token store). ``detail`` is what went wrong,
     and ``reason`` the same, naming the token endpoint when that is where it went wrong.
-    ``status`` is the HTTP status of an answer that came but could not be used.
+    ``status`` is the HTTP status of an answer that came but could not be used; ``0`` for an
+    answer whose status line or headers were malformed (the host was reached, and answered
+    something that is not HTTP), ``None`` when no answer came.
     """
 
     def __init__(
