@@ -11,6 +11,7 @@ Its methods say *what* to ask KIS, and whether it is a single call or bulk work
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import logging
 import math
@@ -468,7 +469,7 @@ class KISClient:
             continuation = decode_continuation(response.body)
             if continuation.last_page():
                 return
-            keys = continuation.params()
+            keys = continuation.params()  # PagingError for a key over its bound: never kept
             if not any(value.strip() for value in keys.values()):
                 raise PagingError(f"{path} said more pages follow but sent no continuation key")
             params |= keys
@@ -572,8 +573,12 @@ class KISClient:
         return f"KISClient(account={self.account.masked()!r}, base_url={self.base_url!r})"
 
 
-def _continuation_key(params: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((k, v) for k, v in params.items() if k.startswith("CTX_AREA_")))
+def _continuation_key(params: Mapping[str, str]) -> bytes:
+    """A 16-byte digest of the ``CTX_AREA_*`` keys: what :meth:`KISClient.pages` remembers of
+    each page, so a server sending fresh keys grows it by a fixed amount a page, not by their
+    size (the keys themselves are bounded, 100 or 200 characters, before they get here)."""
+    keys = sorted((k, v) for k, v in params.items() if k.startswith("CTX_AREA_"))
+    return hashlib.blake2b(repr(keys).encode(), digest_size=16).digest()
 
 
 def _customer(custtype: str | None, corporate: Corporate | None) -> tuple[str, Corporate | None]:

@@ -9,13 +9,21 @@ header; one client used from two event loops at once must refuse, not hang.
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
+import kis_async
 from kis_async import (
     KISClient,
+    PagingError,
     TransportError,
+    endpoints,
     spec,
 )
 from kis_async.render import Setup, setup_problem
@@ -133,3 +141,98 @@ def test_no_other_aiohttp_error_names_the_url_or_the_account(exc: Exception) -> 
     assert isinstance(verdict, Retry | Fail)
     _assert_nothing_of_the_request(str(verdict.error))
     assert str(verdict.error).startswith(type(exc).__name__)
+
+
+class PagingServer:
+    """A balance inquiry that never ends: every page says more follow, with fresh keys of
+    ``size`` characters under the 200-named keys."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.pages = 0
+
+    async def token(self, request: web.Request) -> web.Response:
+        return web.Response(body=_TOKEN_BODY, content_type="application/json")
+
+    async def balance(self, request: web.Request) -> web.Response:
+        self.pages += 1
+        key = f"{self.pages:0{self.size}d}"
+        page = {"rt_cd": "0", "output1": [], "ctx_area_fk200": key, "ctx_area_nk200": key}
+        return web.json_response(page, headers={"tr_cont": "M"})
+
+
+@pytest.fixture
+async def paging() -> AsyncIterator[Callable[[int], Awaitable[tuple[PagingServer, str]]]]:
+    runners: list[web.AppRunner] = []
+
+    async def start(size: int) -> tuple[PagingServer, str]:
+        server = PagingServer(size)
+        app = web.Application()
+        app.router.add_post(spec.TOKEN_PATH, server.token)
+        app.router.add_get(endpoints.BALANCE.path, server.balance)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        runners.append(runner)
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        host, port = runner.addresses[0][:2]
+        return server, f"http://{host}:{port}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+def _balance_pages(kis: KISClient, max_pages: int) -> AsyncGenerator[dict[str, Any], None]:
+    query = {"CANO": "12345678", "ACNT_PRDT_CD": "01", **dict(endpoints.BALANCE.query)}
+    return kis.pages(
+        endpoints.BALANCE.path, tr_id=endpoints.BALANCE.tr_id, params=query, max_pages=max_pages
+    )
+
+
+async def test_a_continuation_key_over_its_bound_is_refused_on_the_page_it_came(
+    paging: Callable[[int], Awaitable[tuple[PagingServer, str]]],
+) -> None:
+    server, url = await paging(300_000)
+    async with _raw_client(url) as kis:
+        with pytest.raises(PagingError) as caught:
+            await kis.holdings()
+        with pytest.raises(PagingError):
+            async for _ in _balance_pages(kis, 100):
+                pass
+    assert server.pages == 2, "refused on the first page each time, not followed"
+    assert len(str(caught.value)) < 200, "the key is not quoted"
+
+
+def _paging_bytes(snapshot: tracemalloc.Snapshot) -> int:
+    """Bytes held that the paging code allocated (client.py's loop, models.py's decoding of the
+    keys); the pacer's record of recent calls, bounded by time, is not paging's."""
+    package = Path(kis_async.__file__).parent
+    files = [tracemalloc.Filter(True, str(package / name)) for name in ("client.py", "models.py")]
+    return sum(stat.size for stat in snapshot.filter_traces(files).statistics("filename"))
+
+
+async def test_paging_keeps_a_fixed_size_digest_per_page_not_the_keys(
+    paging: Callable[[int], Awaitable[tuple[PagingServer, str]]],
+) -> None:
+    _, url = await paging(200)
+    async with KISClient(
+        "key", "secret", ACCOUNT, base_url=url, token_cache=None, rate_limit=10_000
+    ) as kis:
+        pages = _balance_pages(kis, 10_000)
+        tracemalloc.start()
+        try:
+            sizes = []
+            count = 0
+            async for _ in pages:
+                count += 1
+                if count in (100, 400):
+                    sizes.append(_paging_bytes(tracemalloc.take_snapshot()))
+                if count == 400:
+                    break
+        finally:
+            tracemalloc.stop()
+            await pages.aclose()
+    per_page = (sizes[1] - sizes[0]) / 300
+    # Two 200-character keys a page, kept whole, are about 700 bytes; a 16-byte digest in a
+    # set is about 130.
+    assert per_page < 300, f"the client grew {per_page:.0f} bytes a page"
