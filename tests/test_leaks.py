@@ -20,6 +20,8 @@ from aiohttp import web
 
 import kis_async
 from kis_async import (
+    ArgumentError,
+    Corporate,
     KISClient,
     PagingError,
     TransportError,
@@ -236,3 +238,27 @@ async def test_paging_keeps_a_fixed_size_digest_per_page_not_the_keys(
     # Two 200-character keys a page, kept whole, are about 700 bytes; a 16-byte digest in a
     # set is about 130.
     assert per_page < 300, f"the client grew {per_page:.0f} bytes a page"
+
+
+@pytest.mark.parametrize(
+    "ip_addr",
+    [
+        "fe80::1%\r\nX-Injected: yes",
+        "fe80::1%" + "a" * 200_000,
+        "fe80::1%이더넷",
+        "fe80::1%eth0",
+        "fe80::1%25",
+    ],
+)
+def test_an_ipv6_zone_id_is_refused_at_construction(ip_addr: str) -> None:
+    with pytest.raises(ArgumentError) as caught:
+        Corporate(personalseckey="k" * 10, phone_number="01011112222", ip_addr=ip_addr)
+    assert caught.value.argument == "ip_addr"
+    message = str(caught.value)
+    assert "zone" in message
+    assert len(message) < 300 and "\r" not in message and "\n" not in message
+
+
+def test_ipv6_without_a_zone_id_is_still_accepted() -> None:
+    corporate = Corporate(personalseckey="k" * 10, phone_number="01011112222", ip_addr="fe80::1")
+    assert corporate.ip_addr == "fe80::1"
