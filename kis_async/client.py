@@ -15,6 +15,7 @@ import hashlib
 import importlib.util
 import logging
 import math
+from asyncio import AbstractEventLoop, get_running_loop
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from .batch import Batch, Outcome
 from .clock import SYSTEM_CLOCK, Clock, checked_clock
 from .corporate import Corporate
 from .endpoints import BALANCE, SELLABLE, BalancePage, Envelope, Position, SellableQuantity
-from .errors import APIError, ArgumentError, ListingChanged, PagingError
+from .errors import APIError, ArgumentError, ListingChanged, PagingError, WrongLoopError
 from .ledger import Ledger
 from .models import (
     decode_as,
@@ -193,6 +194,8 @@ class KISClient:
         self._pacer: Pacer[Any] | None = None
         self._ledger: Ledger | None = None
         self._transport: Transport | None = None
+        self._loop: AbstractEventLoop | None = None
+        """The event loop that opened the client: the only one its calls may come from."""
 
     @classmethod
     def from_env(cls, **options: object) -> KISClient:
@@ -210,6 +213,7 @@ class KISClient:
     async def __aenter__(self) -> KISClient:
         if self._wire is not None and not self._wire.closed:
             raise RuntimeError("this KISClient is already open")
+        self._loop = get_running_loop()
         pacer: Pacer[Any]
         store: TokenStore | None
         if self._redis_url is not None:
@@ -565,9 +569,17 @@ class KISClient:
         )
 
     def _require_transport(self) -> Transport:
-        if self._transport is None:
+        """The transport, for one call made on the loop that opened the client.
+
+        Every call comes through here once, so the loop is compared once per call (one
+        identity test): a call from another loop would wait forever on this loop's pacer.
+        """
+        transport = self._transport
+        if transport is None:
             raise RuntimeError("KISClient is not open: use `async with KISClient(...) as kis:`")
-        return self._transport
+        if get_running_loop() is not self._loop:
+            raise WrongLoopError()
+        return transport
 
     def __repr__(self) -> str:
         return f"KISClient(account={self.account.masked()!r}, base_url={self.base_url!r})"

@@ -9,8 +9,9 @@ header; one client used from two event loops at once must refuse, not hang.
 from __future__ import annotations
 
 import asyncio
+import threading
 import tracemalloc
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,10 @@ from kis_async import (
     spec,
 )
 from kis_async.render import Setup, setup_problem
+from kis_async.simulator import Simulator
 from kis_async.verdict import Fail, Retry, classify
 
-from .conftest import retries
+from .conftest import ClientFactory, codes, retries
 
 ACCOUNT = "12345678-01"
 _TOKEN_BODY = b'{"access_token": "tok", "expires_in": 86400, "token_type": "Bearer"}'
@@ -262,3 +264,58 @@ def test_an_ipv6_zone_id_is_refused_at_construction(ip_addr: str) -> None:
 def test_ipv6_without_a_zone_id_is_still_accepted() -> None:
     corporate = Corporate(personalseckey="k" * 10, phone_number="01011112222", ip_addr="fe80::1")
     assert corporate.ip_addr == "fe80::1"
+
+
+async def test_one_client_on_two_event_loops_at_once_refuses_the_second_not_hangs(
+    sim: Simulator, make_client: ClientFactory
+) -> None:
+    kis = make_client(rate_limit=200)
+    opened = threading.Event()
+    second_done = threading.Event()
+    result: dict[str, Any] = {}
+
+    async def first_loop() -> None:
+        async with kis:
+            first = asyncio.ensure_future(kis.check_sellable(codes(100)))
+            opened.set()
+            result["first"] = await first
+            await asyncio.to_thread(second_done.wait, 10)
+
+    async def second_loop() -> None:
+        result["batch"] = await kis.check_sellable(codes(100, start=200000))
+        try:
+            await kis.sellable_quantity("005930")
+        except RuntimeError as exc:
+            result["single"] = exc
+
+    def run(name: str, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # the assertions below name it
+            result[f"{name} raised"] = exc
+        finally:
+            if name == "second":
+                second_done.set()
+
+    def second() -> None:
+        if opened.wait(10):
+            run("second", second_loop)
+        else:
+            second_done.set()
+
+    threads = [
+        threading.Thread(target=run, args=("first", first_loop), daemon=True),
+        threading.Thread(target=second, daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        await asyncio.to_thread(thread.join, 10)
+    assert not any(thread.is_alive() for thread in threads), "a loop hung"
+    assert "first raised" not in result and "second raised" not in result, result
+    assert result["first"].ok, "the loop that opened the client is served"
+    refused = result["batch"].errors
+    assert len(refused) == 100 and not result["batch"].results
+    for error in [*refused.values(), result["single"]]:
+        assert isinstance(error, RuntimeError)
+        assert "another event loop" in str(error)
