@@ -11,9 +11,11 @@ Its methods say *what* to ask KIS, and whether it is a single call or bulk work
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import logging
 import math
+from asyncio import AbstractEventLoop, get_running_loop
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,7 @@ from .batch import Batch, Outcome
 from .clock import SYSTEM_CLOCK, Clock, checked_clock
 from .corporate import Corporate
 from .endpoints import BALANCE, SELLABLE, BalancePage, Envelope, Position, SellableQuantity
-from .errors import APIError, ArgumentError, ListingChanged, PagingError
+from .errors import APIError, ArgumentError, ListingChanged, PagingError, WrongLoopError
 from .ledger import Ledger
 from .models import (
     decode_as,
@@ -192,6 +194,8 @@ class KISClient:
         self._pacer: Pacer[Any] | None = None
         self._ledger: Ledger | None = None
         self._transport: Transport | None = None
+        self._loop: AbstractEventLoop | None = None
+        """The event loop that opened the client: the only one its calls may come from."""
 
     @classmethod
     def from_env(cls, **options: object) -> KISClient:
@@ -209,6 +213,7 @@ class KISClient:
     async def __aenter__(self) -> KISClient:
         if self._wire is not None and not self._wire.closed:
             raise RuntimeError("this KISClient is already open")
+        self._loop = get_running_loop()
         pacer: Pacer[Any]
         store: TokenStore | None
         if self._redis_url is not None:
@@ -468,7 +473,7 @@ class KISClient:
             continuation = decode_continuation(response.body)
             if continuation.last_page():
                 return
-            keys = continuation.params()
+            keys = continuation.params()  # PagingError for a key over its bound: never kept
             if not any(value.strip() for value in keys.values()):
                 raise PagingError(f"{path} said more pages follow but sent no continuation key")
             params |= keys
@@ -564,16 +569,28 @@ class KISClient:
         )
 
     def _require_transport(self) -> Transport:
-        if self._transport is None:
+        """The transport, for one call made on the loop that opened the client.
+
+        Every call comes through here once, so the loop is compared once per call (one
+        identity test): a call from another loop would wait forever on this loop's pacer.
+        """
+        transport = self._transport
+        if transport is None:
             raise RuntimeError("KISClient is not open: use `async with KISClient(...) as kis:`")
-        return self._transport
+        if get_running_loop() is not self._loop:
+            raise WrongLoopError()
+        return transport
 
     def __repr__(self) -> str:
         return f"KISClient(account={self.account.masked()!r}, base_url={self.base_url!r})"
 
 
-def _continuation_key(params: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((k, v) for k, v in params.items() if k.startswith("CTX_AREA_")))
+def _continuation_key(params: Mapping[str, str]) -> bytes:
+    """A 16-byte digest of the ``CTX_AREA_*`` keys: what :meth:`KISClient.pages` remembers of
+    each page, so a server sending fresh keys grows it by a fixed amount a page, not by their
+    size (the keys themselves are bounded, 100 or 200 characters, before they get here)."""
+    keys = sorted((k, v) for k, v in params.items() if k.startswith("CTX_AREA_"))
+    return hashlib.blake2b(repr(keys).encode(), digest_size=16).digest()
 
 
 def _customer(custtype: str | None, corporate: Corporate | None) -> tuple[str, Corporate | None]:

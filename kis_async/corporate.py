@@ -110,11 +110,26 @@ def _phone(value: str) -> str:
 
 
 def _ip(value: str) -> str:
+    """An IPv4 or IPv6 address without a zone id (``fe80::1%eth0``).
+
+    A zone id names a link on the sending host, so it is never part of the public address KIS
+    asks for; ``ipaddress`` accepts any text after the ``%`` (a line break, 200 KB), which would
+    otherwise fail every call late, inside the HTTP layer. Refusing them all leaves nothing to
+    bound.
+    """
+    text = value.strip() if isinstance(value, str) else "-"
+    if "%" in text:
+        raise ArgumentError(
+            f"ip_addr must be an address without a zone id (the part after %), got "
+            f"{validate.shown(value)}",
+            argument="ip_addr",
+        )
     try:
-        return str(ipaddress.ip_address(value.strip() if isinstance(value, str) else "-"))
+        return str(ipaddress.ip_address(text))
     except ValueError:
         raise ArgumentError(
-            f"ip_addr must be an IPv4 or IPv6 address, got {value!r}", argument="ip_addr"
+            f"ip_addr must be an IPv4 or IPv6 address, got {validate.shown(value)}",
+            argument="ip_addr",
         ) from None
 
 
@@ -122,6 +137,7 @@ def _mac(value: str) -> str:
     hexdigits = value.replace(":", "").replace("-", "").upper() if isinstance(value, str) else ""
     if not _MAC.fullmatch(hexdigits):
         raise ArgumentError(
-            f"mac_address must be 12 hex digits, got {value!r}", argument="mac_address"
+            f"mac_address must be 12 hex digits, got {validate.shown(value)}",
+            argument="mac_address",
         )
     return hexdigits

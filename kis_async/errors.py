@@ -16,7 +16,8 @@
     ├── DecodeError         the answer arrived but is not what KIS documents
     │   └── PagingError     a paged inquiry that does not end, or cannot be followed
     │       └── ListingChanged  its data changed between pages (SYDB0050)
-    └── TokenCacheError     the token cache is unsafe to use, or its lock held too long
+    ├── TokenCacheError     the token cache is unsafe to use, or its lock held too long
+    └── WrongLoopError      a call from an event loop other than the client's (a RuntimeError)
 
 Only what KIS sent is an :class:`APIError`: its fields are the envelope KIS answered with, never
 made up. A condition kis_async judges itself (the shared budget full, the client closed) has a
@@ -170,7 +171,9 @@ class TransportError(KISError):
     ``source`` says what could not be reached: ``"api"`` (an API call), ``"token"`` (the token
     endpoint) or ``"redis"`` (the shared pacer or token store). ``detail`` is what went wrong,
     and ``reason`` the same, naming the token endpoint when that is where it went wrong.
-    ``status`` is the HTTP status of an answer that came but could not be used.
+    ``status`` is the HTTP status of an answer that came but could not be used; ``0`` for an
+    answer whose status line or headers were malformed (the host was reached, and answered
+    something that is not HTTP), ``None`` when no answer came.
     """
 
     def __init__(
@@ -223,6 +226,24 @@ class ListingChanged(PagingError):
 class TokenCacheError(KISError):
     """The token cache is unsafe to use (readable by others, someone else's, not a regular file,
     in a folder others can write to), or another process has held its lock too long."""
+
+
+class WrongLoopError(KISError, RuntimeError):
+    """A call made on an event loop other than the one that opened the client (``async with``).
+
+    The client's pacer, token lock and session belong to that loop: a call from another (a
+    second thread with its own ``asyncio.run``) would wait on them for a wake-up that never
+    comes, so it is refused at once. A ``RuntimeError``, as misuse is; a ``KISError`` too, so a
+    batch keeps it as each ticker's error, with this message, rather than an unexpected one.
+    """
+
+    def __init__(self, *, pdno: str | None = None) -> None:
+        super().__init__(
+            "this KISClient was opened on another event loop: use a client only on the loop "
+            "that opened it (async with); each thread running its own loop needs a KISClient "
+            "of its own",
+            pdno=pdno,
+        )
 
 
 class ArgumentError(ValueError):

@@ -53,7 +53,7 @@ def parse_account(account: str) -> Account:
     match = _ACCOUNT.fullmatch(account.strip()) if isinstance(account, str) else None
     if match is None:
         raise ArgumentError(
-            f"account must look like 12345678-01 or 1234567801, got {_shown(account)}",
+            f"account must look like 12345678-01 or 1234567801, got {shown(account)}",
             argument="account",
         )
     return Account(match[1], match[2])
@@ -66,7 +66,7 @@ def normalize_pdno(pdno: str) -> str:
         if code.isascii() and _PDNO.fullmatch(code := code.upper()):
             return code
     raise ArgumentError(
-        f"ticker must be 1-12 ASCII letters or digits, got {_shown(pdno)}", argument="pdno"
+        f"ticker must be 1-12 ASCII letters or digits, got {shown(pdno)}", argument="pdno"
     )
 
 
@@ -83,7 +83,7 @@ def normalize_pdnos(pdnos: Iterable[str]) -> list[str]:
         try:
             seen.setdefault(normalize_pdno(pdno), None)
         except ValueError:
-            bad.append(_shown(pdno))
+            bad.append(shown(pdno))
     if bad:
         listed = ", ".join(bad[:_SHOWN_BAD_CODES])
         if len(bad) > _SHOWN_BAD_CODES:
@@ -131,12 +131,12 @@ def checked_base_url(base_url: str) -> str:
         plain = not (url.user or url.password or url.query_string or url.fragment)
         if secure and plain and url.path in ("", "/"):
             return str(url.origin())
-    shown = _shown(base_url)
+    refused = shown(base_url)
     if url is not None and url.password:
-        shown = _shown(str(url.with_password("***")))
+        refused = shown(str(url.with_password("***")))
     raise ArgumentError(
         "base_url must be https://host[:port] (or http:// on a loopback address) with no "
-        f"credentials, path or query, got {shown}",
+        f"credentials, path or query, got {refused}",
         argument="base_url",
     )
 
@@ -148,7 +148,7 @@ def checked_path(path: str) -> str:
     """
     if not isinstance(path, str) or not _PATH.fullmatch(path) or "//" in path:
         raise ArgumentError(
-            f"path must look like /uapi/domestic-stock/v1/..., got {_shown(path)}", argument="path"
+            f"path must look like /uapi/domestic-stock/v1/..., got {shown(path)}", argument="path"
         )
     return path
 
@@ -157,7 +157,7 @@ def checked_tr_id(tr_id: str) -> str:
     """A KIS transaction id: up to 13 ASCII letters and digits, like ``FHKST01010100``."""
     if not isinstance(tr_id, str) or not _TR_ID.fullmatch(tr_id):
         raise ArgumentError(
-            f"tr_id must be 1-13 ASCII letters or digits, got {_shown(tr_id)}", argument="tr_id"
+            f"tr_id must be 1-13 ASCII letters or digits, got {shown(tr_id)}", argument="tr_id"
         )
     return tr_id
 
@@ -168,7 +168,7 @@ def checked_params(params: Mapping[str, str]) -> Mapping[str, str]:
         raise TypeError(f"params must be a mapping of str to str, got {type(params).__name__}")
     for name, value in params.items():
         if not isinstance(name, str) or not isinstance(value, str):
-            raise TypeError(f"params must map str to str; {name!r} maps to {_shown(value)}")
+            raise TypeError(f"params must map str to str; {name!r} maps to {shown(value)}")
     return params
 
 
@@ -231,6 +231,8 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
+    """A refused value as a message shows it: its ``repr``, cut to 40 characters, so a huge or
+    multi-line argument makes neither a huge message nor a line break in it."""
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."

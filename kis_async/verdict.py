@@ -13,8 +13,9 @@ further try is made:
   ``token_interval``). ``after`` is the wait the server asked for, if it said.
 - :class:`Renew`: ``EGW00123``/``EGW00121``, the token was refused; a new one may help.
 - :class:`Fail`: asking again gives the same answer (any other KIS error envelope, a malformed
-  success, a redirect, an answer too large to be KIS's, a closed client, or an exception
-  nothing here knows, which is contained as a :class:`~kis_async.errors.TransportError`).
+  success, an answer that is not HTTP (``status`` 0), a redirect, an answer too large to be
+  KIS's, a closed client, or an exception nothing here knows, which is contained as a
+  :class:`~kis_async.errors.TransportError`).
 
 The loops that act on verdicts live in :mod:`kis_async.transport` (API calls) and
 :mod:`kis_async.auth` (token issuance); how long to wait is :mod:`kis_async.retry`'s business.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import email.utils
 import math
+import re
 import time
 from dataclasses import dataclass
 
@@ -175,8 +177,31 @@ def _no_answer(exc: BaseException, source: Source, pdno: str | None) -> Verdict:
         return Retry(
             RequestTimeout("no answer within the request timeout", pdno=pdno, source=source)
         )
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # aiohttp's parser refused the status line or a header. Its str() holds the request URL
+        # (the account is in the query) and its status 400 is its own, not the peer's: neither is
+        # used. Status 0 says an answer came, so the host was reached.
+        said = _said(exc.message.partition("\n")[0].partition("'")[0].rstrip(" :"))
+        detail = f"{type(exc).__name__}: a malformed answer: {said or 'unreadable'}"
+        return Fail(TransportError(detail, status=0, pdno=pdno, source=source))
     if isinstance(exc, aiohttp.ClientError):
         cause = getattr(exc, "os_error", None) or exc
-        error = TransportError(f"{type(exc).__name__}: {cause}", pdno=pdno, source=source)
+        error = TransportError(
+            f"{type(exc).__name__}: {_said(str(cause))}", pdno=pdno, source=source
+        )
         return Retry(error) if isinstance(exc, _RETRYABLE_CONNECTION_ERRORS) else Fail(error)
     return Fail(TransportError(f"request failed: {type(exc).__name__}", pdno=pdno, source=source))
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
+_LONG_NUMBER = re.compile(r"[0-9]{8,}")
+_SAID_LIMIT = 120
+
+
+def _said(text: str) -> str:
+    """An exception's text fit for a message: without URLs (a request's holds the account),
+    with every run of 8 or more digits masked as an account is (``12****78``), on one line of
+    printable ASCII and at most 120 characters; a peer's bytes may be quoted in it."""
+    text = _LONG_NUMBER.sub(lambda m: f"{m[0][:2]}****{m[0][-2:]}", _URL.sub("<url>", text))
+    text = "".join(c if c.isascii() and c.isprintable() else " " for c in text[:_SAID_LIMIT])
+    return text.strip()
