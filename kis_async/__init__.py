@@ -24,6 +24,7 @@ from .errors import (
     SameTokenError,
     TokenCacheError,
     TransportError,
+    WrongLoopError,
 )
 from .numbers import amount, quantity, signed
 from .retry import RetryPolicy
@@ -70,6 +71,7 @@ __all__ = [
     "TokenCache",
     "TokenCacheError",
     "TransportError",
+    "WrongLoopError",
     "__version__",
     "amount",
     "quantity",
