@@ -378,18 +378,22 @@ async def run_timed(
 async def test_the_token_wait_is_said_as_it_starts_and_left_out_of_the_rate(
     sim: Simulator, creds: dict[str, str], home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The cache says a token was issued 56 s ago and has expired since: KIS's one-a-minute
-    # rule leaves about 4 s (less this process's start-up) to wait before the next issuance.
+    # The cache says a token was issued 53 s ago and has expired since: KIS's one-a-minute
+    # rule leaves about 7 s, less this process's start-up (seconds on a loaded machine), to
+    # wait before the next issuance. The CLI says how long; the asking comes that much later.
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     now = time.time()
-    TokenCache.default(DEMO_APP_KEY, sim.url).save(Token("stale", now - 1, now - 56))
+    TokenCache.default(DEMO_APP_KEY, sim.url).save(Token("stale", now - 1, now - 53))
     code, out, err, _ = await run_timed(
         home, "check", "005930", "000660", "--json-lines", env=creds
     )
     assert code == 0
     said = {line.strip().split(":")[0]: t for t, line in err}
-    waiting = next(t for t, line in err if "s: KIS issues one token a minute" in line)
-    assert said["asking KIS for an access token"] - waiting > 1.0, "said as the wait starts"
+    waiting, line = next((t, line) for t, line in err if "s: KIS issues one token a minute" in line)
+    stated = float(line.split("waiting ")[1].split(" s")[0])
+    assert stated >= 1, line
+    gap = said["asking KIS for an access token"] - waiting
+    assert gap > max(0.5, stated - 1.0), "said as the wait starts, not after it"
     assert waiting < out[0][0], "and before the first result"
     summary = err[-1][1]
     assert "s of it waiting for KIS's one-token-a-minute rule" in summary
