@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import io
 import logging
 import math
 import os
@@ -112,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, status: Status) -> int:
+    if args.command != "check" and args.env_file is not None:
+        raise UsageError(f"--env-file is for check; {args.command} reads no credentials")
     if args.command == "simulator":
         return _serve(args, status)
     if args.command == "demo":
@@ -132,14 +135,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _verbosity_flags(parser, suffix="")
+    _env_file_flag(parser, default=None)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     common = argparse.ArgumentParser(add_help=False)
     _verbosity_flags(common, suffix="sub_")
+    credentials = argparse.ArgumentParser(add_help=False)
+    _env_file_flag(credentials, default=argparse.SUPPRESS)
     output = argparse.ArgumentParser(add_help=False)
     form = output.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="one JSON document on stdout")
-    form.add_argument("--csv", action="store_true", help="CSV on stdout")
+    form.add_argument("--csv", action="store_true", help="CSV on stdout, UTF-8 without a BOM")
+    form.add_argument(
+        "--csv-excel",
+        action="store_true",
+        help="the same CSV with a UTF-8 BOM: use this one to open it in Excel, which reads "
+        "a CSV without a BOM as CP949 and garbles the Korean names",
+    )
     form.add_argument(
         "--json-lines",
         action="store_true",
@@ -148,7 +160,7 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "check",
-        parents=[common, output],
+        parents=[common, credentials, output],
         help="check tickers with your KIS credentials",
         description=_paragraph(
             "Check how many shares of each ticker can be sold now, with the "
@@ -163,16 +175,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--file",
+        action="append",
+        default=[],
         metavar="PATH",
         help="tickers from a file ('-' for stdin): one code a line (# comments), or a CSV "
-        "(UTF-8 or Excel's CP949) with a pdno/종목코드 column",
-    )
-    check.add_argument(
-        "--env-file",
-        type=Path,
-        metavar="PATH",
-        help="a .env file (KEY=VALUE, # comments, quotes, export) for the KIS_* variables; "
-        "a variable set in the environment wins over the file",
+        "(UTF-8 or Excel's CP949) with a pdno/종목코드 column; give it again for more files, "
+        "read in order",
     )
     check.add_argument(
         "--rate",
@@ -227,6 +235,19 @@ def _verbosity_flags(parser: argparse.ArgumentParser, *, suffix: str) -> None:
         action="count",
         default=0,
         help="only the results (and errors): no notes, progress or summary",
+    )
+
+
+def _env_file_flag(parser: argparse.ArgumentParser, *, default: Any) -> None:
+    """``--env-file`` before the command and after it. The copy after it defaults to
+    ``SUPPRESS``: a subparser's default would otherwise overwrite the value given before."""
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=default,
+        metavar="PATH",
+        help="a .env file (KEY=VALUE, # comments, quotes, export) for the KIS_* variables of "
+        "check; a variable set in the environment wins over the file",
     )
 
 
@@ -381,6 +402,11 @@ def _check_command(args: argparse.Namespace, status: Status) -> int:
 def _settings(values: dict[str, str]) -> cfg.Settings:
     try:
         settings = cfg.from_environ(values)
+    except cfg.MissingVariablesError as exc:
+        raise UsageError(
+            f"{exc}: set them in the environment or pass --env-file FILE "
+            "(see kis-async check --help)"
+        ) from None
     except ValueError as exc:
         raise UsageError(f"{exc} (see kis-async check --help)") from None
     return settings
@@ -417,10 +443,19 @@ def _shown_url(url: str | None) -> str | None:
 
 
 def _tickers(args: argparse.Namespace, status: Status) -> list[str]:
+    """The arguments' tickers, then each ``--file``'s in the order given. Files that gave
+    none are named when nothing else did: the usual "give PDNO arguments" would suggest the
+    file was never read."""
     codes = list(args.pdnos)
-    if args.file is not None:
-        codes += inputs.read_codes(args.file, status.note)
+    empty = []
+    for source in args.file:
+        read = inputs.read_codes(source, status.note)
+        if not read:
+            empty.append(inputs.STDIN if source == "-" else source)
+        codes += read
     if not codes and not args.holdings:
+        if empty:
+            raise UsageError(f"no tickers: {', '.join(empty)} had none")
         raise UsageError("no tickers: give PDNO arguments, --file or --holdings")
     try:
         return normalize_pdnos(codes)
@@ -565,6 +600,9 @@ def _show(args: argparse.Namespace, run: Run, status: Status) -> None:
         status.out(render.json_document(run) + "\n", sys.stdout)
     elif args.csv:
         status.out(render.csv_text(run), sys.stdout)
+    elif args.csv_excel:
+        _utf8_stdout()
+        status.out(render.csv_text(run, bom=True), sys.stdout)
     elif not args.json_lines:
         status.out(render.table(run), sys.stdout)
     stopped = render.stopped(run)
@@ -634,6 +672,13 @@ def _configure_logging(verbosity: int, status: Status) -> None:
     progress.handlers[:] = [render.ProgressLog(status)]
     progress.setLevel(logging.INFO)
     progress.propagate = False
+
+
+def _utf8_stdout() -> None:
+    """stdout as UTF-8 whatever the locale says: the BOM promises Excel UTF-8."""
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        with contextlib.suppress(ValueError, OSError):
+            sys.stdout.reconfigure(encoding="utf-8")
 
 
 def _silence_stdout() -> None:

@@ -61,8 +61,18 @@ class Settings(NamedTuple):
     options: Options
 
 
+class MissingVariablesError(ValueError):
+    """Required variables missing or empty: the CLI tells how to set them (``--env-file``),
+    which a library caller has no use for."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(f"missing environment variable(s): {', '.join(names)}")
+        self.names = names
+
+
 def from_environ(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read the variables; ``ValueError`` names every required one that is missing or empty.
+    """Read the variables; :class:`MissingVariablesError` (a ``ValueError``) names every
+    required one that is missing or empty.
 
     Any of the partner-firm variables makes the client a partner firm's (custtype ``B``).
     """
@@ -71,7 +81,7 @@ def from_environ(environ: Mapping[str, str] | None = None) -> Settings:
     required = REQUIRED + ((ENV_PERSONALSECKEY, ENV_PHONE_NUMBER, ENV_IP_ADDR) if corporate else ())
     missing = [name for name in required if not env.get(name, "").strip()]
     if missing:
-        raise ValueError(f"missing environment variable(s): {', '.join(missing)}")
+        raise MissingVariablesError(missing)
     options: Options = {}
     for name, keyword in OPTIONAL.items():
         if env.get(name):

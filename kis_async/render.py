@@ -49,7 +49,7 @@ from .errors import (
 from .inputs import ENVIRONMENT
 
 _COLUMNS = ("ticker", "name", "held", "sold today", "sellable", "avg price", "now", "P/L %")
-_CSV_FIELDS = (*SellableQuantity.__struct_fields__, "error")
+_CSV_FIELDS = (*SellableQuantity.__struct_fields__, "error", "error_class", "msg_cd")
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,25 +312,34 @@ def _json_escape(code: int) -> str:
     return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
-def csv_text(run: Run) -> str:
-    """One row per ticker under the KIS field names, with an ``error`` column last.
+def csv_text(run: Run, *, bom: bool = False) -> str:
+    """One row per ticker under the KIS field names, then ``error`` (the reason),
+    ``error_class`` and ``msg_cd`` (as the JSON has them; added last, so a script reading the
+    older columns by position still works). ``bom`` starts it with U+FEFF, which Excel needs to
+    read UTF-8 rather than CP949.
 
     Every text cell (the ticker, the name, the error: text from the server or the input) goes
     through :func:`csv_cell`, so a spreadsheet never runs it as a formula. Numbers are written
     from the parsed ``int``/``Decimal`` and left alone: ``-1200`` is a loss, and must stay a
     number a spreadsheet can sum."""
     out = io.StringIO()
+    if bom:
+        out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(_CSV_FIELDS)
+    tail = len(_CSV_FIELDS) - len(SellableQuantity.__struct_fields__)
     for pdno in run.done:
         q = run.batch.results.get(pdno)
         if q is not None:
             values = msgspec.structs.astuple(q)
-            writer.writerow([*(csv_cell(v) if isinstance(v, str) else v for v in values), ""])
+            cells = (csv_cell(v) if isinstance(v, str) else v for v in values)
+            writer.writerow([*cells, *[""] * tail])
         else:
             error = run.batch.errors[pdno]
-            blanks = [""] * (len(_CSV_FIELDS) - 2)
-            writer.writerow([csv_cell(pdno), *blanks, csv_cell(error.reason)])
+            blanks = [""] * (len(_CSV_FIELDS) - tail - 1)
+            msg_cd = error.msg_cd if isinstance(error, APIError) else ""
+            said = (csv_cell(error.reason), type(error).__name__, csv_cell(msg_cd))
+            writer.writerow([csv_cell(pdno), *blanks, *said])
     return out.getvalue()
 
 
