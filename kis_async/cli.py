@@ -446,7 +446,7 @@ def _tickers(args: argparse.Namespace, status: Status) -> list[str]:
     """The arguments' tickers, then each ``--file``'s in the order given. Files that gave
     none are named when nothing else did: the usual "give PDNO arguments" would suggest the
     file was never read."""
-    codes = list(args.pdnos)
+    codes = inputs.with_zeros(list(args.pdnos), "the arguments", status.note)
     empty = []
     for source in args.file:
         read = inputs.read_codes(source, status.note)

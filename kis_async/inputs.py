@@ -23,6 +23,7 @@ from typing import BinaryIO
 from dotenv import dotenv_values
 
 from . import config as cfg
+from .validate import KRX_CODE_DIGITS
 
 ENVIRONMENT = "the environment"
 """Where a variable came from when no ``--env-file`` set it."""
@@ -30,7 +31,6 @@ _HEADER_NAMES = ("pdno", "종목코드", "종목번호", "단축코드", "ticker
 """Header cells that name the ticker column of a CSV, compared lower-cased."""
 _KRX_CODE = re.compile(r"[0-9][0-9A-Z]{5}")
 """What a cell of an unnamed ticker column looks like: a KRX short code (005930, 0080G0)."""
-_KRX_CODE_DIGITS = 6
 MAX_INPUT_BYTES = 16 * 1024 * 1024
 """The most a ticker list or an env file may hold (16 MiB). Every KRX listing, one code a
 line, is under 30 KB, and a whole account exported from Excel a few hundred: a bigger input is
@@ -85,8 +85,32 @@ def _read_env_file(path: Path) -> dict[str, str | None]:
     return dict(dotenv_values(stream=io.StringIO(text)))
 
 
+def with_zeros(codes: list[str], name: str, note: Callable[[str], None]) -> list[str]:
+    """``codes`` with every all-digit one shorter than six zero-padded (``5930`` → ``005930``),
+    and one note naming ``name`` if any was.
+
+    Every all-digit KRX code has six digits, so a shorter one lost its zeros (to a spreadsheet,
+    or a hand that typed it as a number): the padded code is what was meant. The CLI pads,
+    where the library refuses, because its input comes from such files and hands; the note
+    (once per source, not per code) keeps it visible, so a column of quantities misread as
+    tickers is not padded in silence. Anything else is left for the library to refuse.
+    """
+    padded = [
+        code.zfill(KRX_CODE_DIGITS) if code.isascii() and code.isdigit() else code for code in codes
+    ]
+    changed = [(a, b) for a, b in zip(codes, padded, strict=True) if a != b]
+    if changed:
+        first, restored = changed[0]
+        note(
+            f"{name}: {len(changed)} code(s) had lost their leading zeros; restored "
+            f"({first} → {restored})"
+        )
+    return padded
+
+
 def read_codes(source: str, note: Callable[[str], None]) -> list[str]:
-    """The tickers in a file (or stdin for ``-``): a plain list, or a CSV column."""
+    """The tickers in a file (or stdin for ``-``): a plain list, or a CSV column, with the
+    leading zeros a spreadsheet drops given back (:func:`with_zeros`)."""
     name = STDIN if source == "-" else source
     try:
         if source == "-":
@@ -98,7 +122,7 @@ def read_codes(source: str, note: Callable[[str], None]) -> list[str]:
                 data = _bounded(stream, name)
     except OSError as exc:
         raise UsageError(f"cannot read {name}: {exc.strerror}") from None
-    return _codes(_decoded(data, name), name, note)
+    return with_zeros(_codes(_decoded(data, name), name, note), name, note)
 
 
 def _bounded(stream: BinaryIO, name: str) -> bytes:
@@ -131,7 +155,13 @@ def _decoded(data: bytes, name: str) -> str:
 
 def _codes(text: str, name: str, note: Callable[[str], None]) -> list[str]:
     """A plain list (one code a line, ``#`` comments, a lone header line skipped), or a CSV
-    when the first line has a comma, tab or semicolon in it."""
+    when the first line has a comma, tab or semicolon in it.
+
+    A plain-list line may go on after its code, past a space, with a name (``005930 삼성전자``),
+    as a list copied from a web page does. Only a first field with a digit in it is taken for a
+    code: ``SK 000660`` is passed on whole, for the library to refuse, rather than read as
+    ticker ``SK``.
+    """
     lines = [line for line in text.splitlines() if line.strip()]
     lines = [line for line in lines if not line.lstrip().startswith("#")]
     if not lines:
@@ -139,8 +169,8 @@ def _codes(text: str, name: str, note: Callable[[str], None]) -> list[str]:
     first = lines[0].split("#", 1)[0]
     delimiter = next((d for d in (",", "\t", ";") if d in first), None)
     if delimiter is None:
-        codes = [line.split("#", 1)[0].strip() for line in lines]
-        if codes[0].lower() in _HEADER_NAMES:
+        codes = [_plain_code(line.split("#", 1)[0]) for line in lines]
+        if codes[0].split(maxsplit=1)[0].lower() in _HEADER_NAMES:
             codes = codes[1:]
         return codes
     try:
@@ -150,21 +180,26 @@ def _codes(text: str, name: str, note: Callable[[str], None]) -> list[str]:
     return _csv_codes(rows, name, note)
 
 
+def _plain_code(line: str) -> str:
+    """A plain-list line's code: its first field when that has a digit (every KRX code does,
+    no company name in Latin letters does), else the whole line, left for the check to refuse."""
+    fields = line.split(maxsplit=1)
+    if len(fields) > 1 and any(c.isdigit() for c in fields[0]) and fields[0].isascii():
+        return fields[0]
+    return line.strip()
+
+
 def _csv_codes(rows: list[list[str]], name: str, note: Callable[[str], None]) -> list[str]:
     """The ticker column: the one its header names, else the first whose cells look like
-    tickers. Codes Excel stripped of their leading zeros (5930) get them back."""
+    tickers. The zeros Excel strips (5930) are given back by :func:`read_codes`."""
     header = [cell.lower() for cell in rows[0]]
     named = next((header.index(n) for n in _HEADER_NAMES if n in header), None)
     if named is not None:
         codes = [row[named] for row in rows[1:] if len(row) > named and row[named]]
         if not codes:
             raise UsageError(f"{name}: no tickers under '{rows[0][named]}'")
-        padded = [c.zfill(_KRX_CODE_DIGITS) if c.isdigit() else c for c in codes]
         note(f"{name}: tickers from column {named + 1} ('{rows[0][named]}')")
-        restored = sum(a != b for a, b in zip(codes, padded, strict=True))
-        if restored:
-            note(f"{name}: {restored} code(s) had lost their leading zeros; restored")
-        return padded
+        return codes
     if len(rows) == 1:
         return [cell for cell in rows[0] if cell]
     for column in range(max(map(len, rows))):

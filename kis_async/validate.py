@@ -23,6 +23,8 @@ _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
 _PATH = re.compile(r"/uapi/[A-Za-z0-9_/-]+")
 _TR_ID = re.compile(r"[A-Za-z0-9]{1,13}")
 _SHOWN_BAD_CODES = 20
+KRX_CODE_DIGITS = 6
+"""Every all-digit KRX short code has six digits (005930): a shorter one lost its zeros."""
 
 
 class Account(NamedTuple):
@@ -60,10 +62,21 @@ def parse_account(account: str) -> Account:
 
 
 def normalize_pdno(pdno: str) -> str:
-    """Return the ticker stripped and upper-cased; raise ``ValueError`` naming a malformed one."""
+    """Return the ticker stripped and upper-cased; raise ``ValueError`` naming a malformed one.
+
+    An all-digit code shorter than six is refused rather than padded: ``5930`` is no KRX code,
+    and a library guessing what its caller meant would hide the spreadsheet that dropped the
+    zeros. The message names the padded code, which is nearly always what was meant.
+    """
     if isinstance(pdno, str):
         code = pdno.strip()
         if code.isascii() and _PDNO.fullmatch(code := code.upper()):
+            if code.isdigit() and len(code) < KRX_CODE_DIGITS:
+                raise ArgumentError(
+                    f"ticker {code!r} has fewer than {KRX_CODE_DIGITS} digits; "
+                    f"did you mean {code.zfill(KRX_CODE_DIGITS)}?",
+                    argument="pdno",
+                )
             return code
     raise ArgumentError(
         f"ticker must be 1-12 ASCII letters or digits, got {shown(pdno)}", argument="pdno"
@@ -83,16 +96,25 @@ def normalize_pdnos(pdnos: Iterable[str]) -> list[str]:
         try:
             seen.setdefault(normalize_pdno(pdno), None)
         except ValueError:
-            bad.append(shown(pdno))
+            bad.append(shown(pdno) + _suggestion(pdno))
     if bad:
         listed = ", ".join(bad[:_SHOWN_BAD_CODES])
         if len(bad) > _SHOWN_BAD_CODES:
             listed += f" and {len(bad) - _SHOWN_BAD_CODES} more"
         raise ArgumentError(
-            f"{len(bad)} malformed ticker(s); each must be 1-12 ASCII letters or digits: {listed}",
+            f"{len(bad)} malformed ticker(s); each must be 1-12 ASCII letters or digits "
+            f"(six if all digits): {listed}",
             argument="pdnos",
         )
     return list(seen)
+
+
+def _suggestion(pdno: object) -> str:
+    """`` (did you mean 005930?)`` for a code that lost its leading zeros, else nothing."""
+    code = pdno.strip() if isinstance(pdno, str) else ""
+    if code.isascii() and code.isdigit() and len(code) < KRX_CODE_DIGITS:
+        return f" (did you mean {code.zfill(KRX_CODE_DIGITS)}?)"
+    return ""
 
 
 def checked_key(name: str, value: str, *, max_length: int) -> str:

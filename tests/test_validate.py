@@ -121,3 +121,37 @@ def test_keys_are_checked_without_being_shown(name: str, value: object, message:
         assert isinstance(caught.value, ArgumentError) and caught.value.argument == name
     if isinstance(value, str) and value:
         assert value not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("short", "meant"),
+    [("5930", "005930"), ("660", "000660"), (" 1 ", "000001"), ("00593", "000593")],
+)
+def test_a_code_that_lost_its_zeros_is_refused_naming_the_padded_one(
+    short: str, meant: str
+) -> None:
+    with pytest.raises(ArgumentError, match=f"did you mean {meant}\\?") as caught:
+        normalize_pdno(short)
+    assert caught.value.argument == "pdno"
+    assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize("code", ["005930", "0080G0", "Q500001", "A1", "123456789012"])
+def test_six_digits_or_any_code_with_a_letter_is_accepted(code: str) -> None:
+    assert normalize_pdno(code) == code
+
+
+def test_a_batch_names_the_padded_code_for_each_that_lost_its_zeros() -> None:
+    with pytest.raises(ArgumentError, match="3 malformed") as caught:
+        normalize_pdnos(["5930", "005930", "bad code", "660"])
+    message = str(caught.value)
+    assert "'5930' (did you mean 005930?)" in message
+    assert "'660' (did you mean 000660?)" in message
+    assert "'bad code', " in message  # no suggestion for a code no padding would mend
+
+
+async def test_the_client_refuses_a_short_code_before_any_call() -> None:
+    """Not opened, and pointed at the real KIS: a call would fail otherwise, not this way."""
+    kis = KISClient("key", "secret", "12345678-01", token_cache=None)
+    with pytest.raises(ArgumentError, match="did you mean 005930"):
+        await kis.sellable_quantity("5930")
