@@ -588,7 +588,7 @@ class Status:
         total, done = self._total or 0, self._done
         elapsed = time.perf_counter() - self._start
         rate = done / elapsed if elapsed > 0 else 0.0
-        eta = f"ETA {(total - done) / rate:4.0f} s" if rate else self._stage
+        eta = f"ETA {duration((total - done) / rate)}" if rate else self._stage
         filled = int(30 * done / total) if total else 30
         return f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{total}  {rate:5.1f}/s  {eta}"
 
