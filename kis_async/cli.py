@@ -571,7 +571,7 @@ async def _check(client: KISClient, run: Run, status: Status, args: argparse.Nam
     A set-up mistake before any ticker succeeded stops the check there: the rest would fail
     the same way, and some of them slowly (an unreachable Redis is ridden out for seconds per
     call, one call at a time)."""
-    status.start(len(run.asked))
+    status.start(len(run.asked), args.rate)
     outcomes = client.iter_sellable(run.asked)
     try:
         async for outcome in outcomes:

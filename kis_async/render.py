@@ -357,6 +357,95 @@ def csv_cell(text: str) -> str:
     return printable(text)
 
 
+RATE_MIN_TICKERS = 2
+"""Fewer tickers than this have no rate worth stating."""
+
+
+def _rate(checked: int, busy: float, stats: ClientStats | None) -> float | None:
+    """The summary's rate, or ``None`` when too few tickers make one. Never above the
+    configured limit: a short batch ends before the pacer's spacing shows (``3 of 3 in
+    0.1 s`` read ``23.6/s`` under 20/s), and no run can go faster than the pacer lets it."""
+    if checked < RATE_MIN_TICKERS or busy <= 0:
+        return None
+    rate = checked / busy
+    return min(rate, stats.rate_limit) if stats is not None else rate
+
+
+PROGRESS_EVERY_S = 30.0
+"""Off a terminal, a progress line at least this often (and at each :data:`PROGRESS_SHARE`)."""
+PROGRESS_SHARE = 0.1
+PROGRESS_EVERY_ENV = "KIS_ASYNC_PROGRESS_EVERY"
+"""Hidden: seconds between progress lines, so a test need not run for 30 s."""
+_RATE_SMOOTHING = 0.3
+"""Weight of the newest reading in the rate's EWMA: the first readings jump (652 -> 1012 s)."""
+
+
+def duration(seconds: float) -> str:
+    """A span as a person reads it: ``45s``, ``16m51s``, ``2h05m``, never ``1011 s``."""
+    total = max(0, round(seconds))
+    if total < 60:
+        return f"{total}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def plan(total: int, rate: float) -> str:
+    """What a run will take, said up front: ``20,000 tickers, about 16m40s at 20/s``."""
+    return f"{total:,} tickers, about {duration(total / rate)} at {rate:g}/s"
+
+
+class Progress:
+    """When to write a progress line off a terminal, and what it says: every ``every`` seconds
+    and at each ``share`` of the total, never per ticker. Pure (times are passed in), so it is
+    tested table-driven. The rate is an EWMA of the readings between lines, seeded with the
+    average since start, so the ETA does not jump on the first few readings."""
+
+    def __init__(
+        self,
+        total: int,
+        start: float,
+        *,
+        every: float = PROGRESS_EVERY_S,
+        share: float = PROGRESS_SHARE,
+    ) -> None:
+        self.total, self.every, self.share = total, every, share
+        self._start = self._last_t = start
+        self._last_done = 0
+        self._next_share = share
+        self.rate: float | None = None
+
+    def due(self, done: int, now: float) -> bool:
+        """Whether a line is due with ``done`` tickers checked at ``now``."""
+        if not self.total or done <= self._last_done:
+            return False
+        if done >= self.total:
+            return False  # the summary says the end
+        return now - self._last_t >= self.every or done / self.total >= self._next_share
+
+    def line(self, done: int, now: float) -> str:
+        """The line for ``done`` at ``now``; records it as the latest written."""
+        span = now - self._last_t
+        if span > 0:
+            reading = (done - self._last_done) / span
+            if self.rate is None:
+                since = now - self._start
+                self.rate = done / since if since > 0 else reading
+            else:
+                self.rate += _RATE_SMOOTHING * (reading - self.rate)
+        self._last_t, self._last_done = now, done
+        while self._next_share <= done / self.total:
+            self._next_share += self.share
+        pct = 100 * done / self.total
+        text = f"progress: {done:,}/{self.total:,} ({pct:.0f}%)"
+        if self.rate:
+            left = duration((self.total - done) / self.rate)
+            text += f", {self.rate:.1f}/s, about {left} left"
+        return text
+
+
 def summary(run: Run) -> str:
     """The one-line account of the run for stderr. The rate leaves out time spent waiting on
     KIS's token rule, which says nothing about the pace, and the summary says how long that was.
@@ -364,11 +453,13 @@ def summary(run: Run) -> str:
     checked = len(run.done)
     head = "terminated: " if run.terminated else "interrupted: " if run.interrupted else ""
     line = f"{head}{checked} of {len(run.asked)} tickers checked in {run.elapsed:.1f} s"
-    busy = run.elapsed - run.waited
-    if run.waited >= 0.05:
-        line += f", {run.waited:.1f} s of it waiting for KIS's one-token-a-minute rule"
-    if checked and busy > 0:
-        line += f" ({checked / busy:.1f}/s{' while checking' if run.waited >= 0.05 else ''})"
+    waited = min(run.waited, run.elapsed)
+    busy = run.elapsed - waited
+    if waited >= 0.05:
+        line += f", {waited:.1f} s of it waiting for KIS's one-token-a-minute rule"
+    rate = _rate(checked, busy, run.stats)
+    if rate is not None:
+        line += f" ({rate:.1f}/s{' while checking' if waited >= 0.05 else ''})"
     failed = len(run.batch.errors)
     line += f": {len(run.batch.results)} ok, {failed} failed"
     on_purpose = len(run.expected & set(run.batch.errors))
@@ -405,6 +496,7 @@ class Status:
         self._total: int | None = None
         self._done = 0
         self._start = 0.0
+        self._progress: Progress | None = None
         self.took = (0.0, 0.0)
         """Seconds from :meth:`start` to :meth:`stop`, and how many of them were spent
         waiting on KIS's token rule; zeros if the bar never started."""
@@ -440,11 +532,18 @@ class Status:
         else:
             self.note(text)
 
-    def start(self, total: int) -> None:
+    def start(self, total: int, rate: float | None = None) -> None:
         """From here the live line is a bar over ``total`` tickers (and the stages of the
-        check itself, such as asking for a token, until the first ticker is done)."""
+        check itself, such as asking for a token, until the first ticker is done). With the
+        ``rate`` the pacer allows, a note says up front what the run will take; off a
+        terminal, :class:`Progress` lines follow, as a file or pipe sees no bar."""
         self._total, self._done, self._start = total, 0, time.perf_counter()
         self._stage = ""
+        if rate and total:
+            self.note(plan(total, rate))
+        self._progress = None
+        if not self.live and not self.quiet:
+            self._progress = Progress(total, self._start, every=_progress_every())
         self._draw()
 
     def wait(self, seconds: float) -> None:
@@ -453,6 +552,11 @@ class Status:
 
     def step(self) -> None:
         self._done += 1
+        progress = self._progress
+        if progress is not None:
+            now = time.perf_counter()
+            if progress.due(self._done, now):
+                self.note(progress.line(self._done, now))
         self._draw()
 
     def stop(self) -> None:
@@ -460,10 +564,10 @@ class Status:
         first call after :meth:`start` sets :attr:`took`."""
         if self._total is not None:
             start, end = self._start, time.perf_counter()
-            waited = sum(max(0.0, min(t + s, end) - max(t, start)) for t, s in self._waits)
-            self.took = (end - start, waited)
+            self.took = (end - start, _spent(self._waits, start, end))
         self._clear()
         self._total = None
+        self._progress = None
         self._stage = ""
 
     def _draw(self) -> None:
@@ -493,9 +597,32 @@ class Status:
         total, done = self._total or 0, self._done
         elapsed = time.perf_counter() - self._start
         rate = done / elapsed if elapsed > 0 else 0.0
-        eta = f"ETA {(total - done) / rate:4.0f} s" if rate else self._stage
+        eta = f"ETA {duration((total - done) / rate)}" if rate else self._stage
         filled = int(30 * done / total) if total else 30
         return f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{total}  {rate:5.1f}/s  {eta}"
+
+
+def _spent(waits: list[tuple[float, float]], start: float, end: float) -> float:
+    """Seconds of ``start``..``end`` covered by the waits announced (when, how long): only
+    what was spent, a wait cut short by Ctrl-C counting up to ``end``, overlapping waits
+    once, so it never exceeds the elapsed time."""
+    spans = sorted((max(t, start), min(t + s, end)) for t, s in waits)
+    spent, reached = 0.0, start
+    for begin, finish in spans:
+        begin = max(begin, reached)
+        if finish > begin:
+            spent += finish - begin
+            reached = finish
+    return min(spent, max(0.0, end - start))
+
+
+def _progress_every() -> float:
+    """:data:`PROGRESS_EVERY_S`, or the hidden :data:`PROGRESS_EVERY_ENV` a test sets."""
+    try:
+        value = float(os.environ.get(PROGRESS_EVERY_ENV, PROGRESS_EVERY_S))
+    except ValueError:
+        return PROGRESS_EVERY_S
+    return value if value > 0 else PROGRESS_EVERY_S
 
 
 class OneLineFormatter(logging.Formatter):
