@@ -35,7 +35,7 @@ from yarl import URL
 
 from . import __version__, inputs, render, spec
 from . import config as cfg
-from .client import KISClient
+from .client import DEFAULT_TOKEN_CACHE, KISClient, _DefaultTokenCache
 from .errors import ArgumentError, KISError
 from .inputs import UsageError
 from .render import Run, Setup, Status
@@ -214,7 +214,7 @@ def _parser() -> argparse.ArgumentParser:
         help="simulated seconds per answer (default: %(default)g)",
     )
 
-    _simulator_parser(commands, common)
+    _simulator_parser(commands)
     return parser
 
 
@@ -251,22 +251,44 @@ def _env_file_flag(parser: argparse.ArgumentParser, *, default: Any) -> None:
     )
 
 
-def _simulator_parser(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-) -> None:
+def _simulator_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Its own -v/-q (a server prints no results or summary) and defaults written into the
+    help where they say something: argparse's default formatter also shows ``0`` and
+    ``None``."""
     sim = commands.add_parser(
         "simulator",
-        parents=[common],
         help="serve the KIS simulator for your own bots",
-        description="Serve the embedded KIS simulator on HTTP until Ctrl-C or SIGTERM; point "
-        "KIS_BASE_URL at it and use the demo credentials it prints.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=_paragraph(
+            "Serve the embedded KIS simulator on HTTP until Ctrl-C or SIGTERM; point "
+            "KIS_BASE_URL at it and use the demo credentials it prints. It serves tokenP, "
+            "revokeP, inquire-psbl-sell, inquire-balance, inquire-price and "
+            "/_simulator/stats and /_simulator/arrivals; any other path is a 404 in KIS's "
+            "envelope, naming the path."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sim.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    sim.add_argument("--port", type=_port, default=8943, help="port to listen on (0: any)")
     sim.add_argument(
-        "--rate", type=_calls, default=spec.CALLS_PER_SECOND, help="calls/s the gateway admits"
+        "-v", "--verbose", dest="sub_verbose", action="count", default=0,
+        help="more on stderr: -v the server's INFO logs, -vv DEBUG logs",
+    )  # fmt: skip
+    sim.add_argument(
+        "-q", "--quiet", dest="sub_quiet", action="count", default=0,
+        help="leave out the start-up lines (its URL and the settings to export)",
+    )  # fmt: skip
+    sim.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    sim.add_argument(
+        "--port",
+        type=_port,
+        default=8943,
+        help="port to listen on, 0 for any (default: %(default)s)",
+    )
+    sim.add_argument(
+        "--rate",
+        type=_calls,
+        default=spec.CALLS_PER_SECOND,
+        help="calls/s the gateway admits (default: %(default)s, KIS's limit for real accounts)",
     )
     sim.add_argument("--latency", type=_seconds, default=0.0, help="seconds per answer")
     sim.add_argument("--jitter", type=_seconds, default=0.0, help="+/- seconds on the latency")
@@ -297,9 +319,45 @@ def _simulator_parser(
         "--fixed-window-offset",
         type=_seconds,
         default=None,
-        help="count the limit in fixed seconds starting this offset after the first call",
+        help="count the limit in fixed seconds starting this offset after the first call "
+        "(default: a sliding second)",
+    )
+    sim.add_argument(
+        "--fault-rate",
+        type=_chance,
+        default=0.0,
+        help="chance (0 to 1) that a call gets one of KIS's known faults: an HTML 5xx, a "
+        "dropped connection, EGW00201, a hang...",
+    )
+    sim.add_argument(
+        "--ledger-limit",
+        type=_calls,
+        default=None,
+        help="calls a second each account may make to inquire-balance (default: no limit)",
+    )
+    sim.add_argument(
+        "--dialect",
+        choices=("live", "reference"),
+        default="live",
+        help="answer as KIS's users recorded it (live) or as its reference page documents "
+        "it (default: %(default)s)",
+    )
+    sim.add_argument(
+        "--revoke-frees",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="revokeP lets the next tokenP mint a new token; --no-revoke-frees: the revoked "
+        "token keeps coming back for six hours (default: frees)",
     )
     sim.add_argument("--seed", type=int, default=None, help="seed for jitter and faults")
+
+
+def _chance(text: str) -> float:
+    """A probability: 0 to 1."""
+    value = _number(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a chance, 0 to 1")
+    return value
 
 
 def _environment_help() -> str:
@@ -420,6 +478,7 @@ def _client(settings: cfg.Settings, rate: float, origin: dict[str, str]) -> KISC
             settings.app_secret,
             settings.account,
             rate_limit=rate,
+            token_cache=_token_cache(settings),
             **settings.options,
         )
     except ArgumentError as exc:
@@ -429,6 +488,14 @@ def _client(settings: cfg.Settings, rate: float, origin: dict[str, str]) -> KISC
         raise UsageError(f"{render.where(name, origin)}: {exc}") from None
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
+
+
+def _token_cache(settings: cfg.Settings) -> _DefaultTokenCache | None:
+    """No token cache against a loopback host: a simulator's tokens do not belong in the real
+    cache (nor its lock files, nor a wait because ``localhost`` and ``127.0.0.1`` read as two
+    hosts there)."""
+    base_url = settings.options.get("base_url")
+    return None if base_url is not None and cfg.is_loopback(base_url) else DEFAULT_TOKEN_CACHE
 
 
 def _shown_url(url: str | None) -> str | None:
@@ -628,6 +695,10 @@ def _serve(args: argparse.Namespace, status: Status) -> int:
             background_rate=args.background_rate,
             background_poisson=args.background_poisson,
             fixed_window_offset=args.fixed_window_offset,
+            fault_rate=args.fault_rate,
+            ledger_limit=args.ledger_limit,
+            dialect=args.dialect,
+            revoke_frees=args.revoke_frees,
             seed=args.seed,
         )
         stop = asyncio.Event()

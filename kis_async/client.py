@@ -19,7 +19,7 @@ from asyncio import AbstractEventLoop, get_running_loop
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 from . import batch, config, spec, validate
@@ -89,6 +89,13 @@ DEFAULT_TOKEN_CACHE: Final = _DefaultTokenCache()
 """``token_cache=DEFAULT_TOKEN_CACHE`` keeps the token in the per-user cache file."""
 
 _MAX_CONCURRENCY = 1024
+_NO_PARAMS: Final[Mapping[str, str]] = MappingProxyType({})
+"""``get()``/``pages()`` without a query: read-only, so one shared empty mapping is safe."""
+_CREDENTIALS: Final = {
+    "app_key": config.ENV_APP_KEY,
+    "app_secret": config.ENV_APP_SECRET,
+    "account": config.ENV_ACCOUNT,
+}
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _MAX_RATE = 1_000_000.0
 _SELLABLE = Call(SELLABLE.tr_id, Priority.INTERACTIVE)
@@ -204,11 +211,18 @@ class KISClient:
 
         Raises ``ValueError`` naming every required variable that is missing or empty.
         ``options`` are passed on to the constructor, which checks them, and win over the
-        environment.
+        environment, the three credentials included (a bot may keep its secret elsewhere).
         """
-        settings = config.from_environ()
-        keywords: dict[str, Any] = {**settings.options, **options}
-        return cls(settings.app_key, settings.app_secret, settings.account, **keywords)
+        given = {name for keyword, name in _CREDENTIALS.items() if keyword in options}
+        settings = config.from_environ(given=given)
+        keywords: dict[str, Any] = {
+            "app_key": settings.app_key,
+            "app_secret": settings.app_secret,
+            "account": settings.account,
+            **settings.options,
+            **options,
+        }
+        return cls(**keywords)
 
     async def __aenter__(self) -> KISClient:
         if self._wire is not None and not self._wire.closed:
@@ -366,7 +380,7 @@ class KISClient:
         path: str,
         *,
         tr_id: str,
-        params: Mapping[str, str],
+        params: Mapping[str, str] = _NO_PARAMS,
         type: None = None,
         tr_cont: str = "",
     ) -> dict[str, Any]: ...
@@ -377,7 +391,7 @@ class KISClient:
         path: str,
         *,
         tr_id: str,
-        params: Mapping[str, str],
+        params: Mapping[str, str] = _NO_PARAMS,
         type: type[T],
         tr_cont: str = "",
     ) -> T: ...
@@ -387,7 +401,7 @@ class KISClient:
         path: str,
         *,
         tr_id: str,
-        params: Mapping[str, str],
+        params: Mapping[str, str] = _NO_PARAMS,
         type: type[Any] | None = None,
         tr_cont: str = "",
     ) -> Any:
@@ -416,7 +430,7 @@ class KISClient:
         path: str,
         *,
         tr_id: str,
-        params: Mapping[str, str],
+        params: Mapping[str, str] = _NO_PARAMS,
         type: None = None,
         max_pages: int = 100,
     ) -> AsyncGenerator[dict[str, Any], None]: ...
@@ -427,7 +441,7 @@ class KISClient:
         path: str,
         *,
         tr_id: str,
-        params: Mapping[str, str],
+        params: Mapping[str, str] = _NO_PARAMS,
         type: type[T],
         max_pages: int = 100,
     ) -> AsyncGenerator[T, None]: ...
@@ -437,7 +451,7 @@ class KISClient:
         path: str,
         *,
         tr_id: str,
-        params: Mapping[str, str],
+        params: Mapping[str, str] = _NO_PARAMS,
         type: type[Any] | None = None,
         max_pages: int = 100,
     ) -> AsyncGenerator[Any, None]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Final, Literal, NamedTuple, TypedDict
+
+from yarl import URL
 
 from .corporate import Corporate
 
@@ -70,16 +73,21 @@ class MissingVariablesError(ValueError):
         self.names = names
 
 
-def from_environ(environ: Mapping[str, str] | None = None) -> Settings:
+def from_environ(
+    environ: Mapping[str, str] | None = None, *, given: Collection[str] = ()
+) -> Settings:
     """Read the variables; :class:`MissingVariablesError` (a ``ValueError``) names every
     required one that is missing or empty.
+
+    ``given`` names required variables the caller has a value for already (``from_env``'s
+    keywords), so their absence is no error; they read as ``""`` here.
 
     Any of the partner-firm variables makes the client a partner firm's (custtype ``B``).
     """
     env = os.environ if environ is None else environ
     corporate = {kw: env[name].strip() for name, kw in CORPORATE.items() if env.get(name, "")}
     required = REQUIRED + ((ENV_PERSONALSECKEY, ENV_PHONE_NUMBER, ENV_IP_ADDR) if corporate else ())
-    missing = [name for name in required if not env.get(name, "").strip()]
+    missing = [n for n in required if n not in given and not env.get(n, "").strip()]
     if missing:
         raise MissingVariablesError(missing)
     options: Options = {}
@@ -88,4 +96,21 @@ def from_environ(environ: Mapping[str, str] | None = None) -> Settings:
             options[keyword] = env[name].strip()
     if corporate:
         options["corporate"] = Corporate(**corporate)
-    return Settings(env[ENV_APP_KEY], env[ENV_APP_SECRET], env[ENV_ACCOUNT], options)
+    return Settings(
+        env.get(ENV_APP_KEY, ""), env.get(ENV_APP_SECRET, ""), env.get(ENV_ACCOUNT, ""), options
+    )
+
+
+def is_loopback(base_url: str) -> bool:
+    """Whether ``base_url`` names this machine (a simulator, never KIS): the CLI then keeps its
+    tokens out of the user's token cache, where a local server's would be clutter."""
+    try:
+        host = URL(base_url).host or ""
+    except ValueError:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

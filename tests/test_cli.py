@@ -111,6 +111,23 @@ def creds(sim: Simulator) -> dict[str, str]:
     }
 
 
+REAL_CACHE = (
+    "from kis_async import cli\ncli._token_cache = lambda settings: cli.DEFAULT_TOKEN_CACHE\n"
+)
+"""A ``sitecustomize`` body that has the CLI keep the simulator's token in the per-user cache,
+as it does a real host's (against a loopback host it keeps none): for the tests of what the CLI
+does with a cache an earlier run left."""
+
+
+def real_cache(tmp_path: Path, env: dict[str, str], body: str = "") -> dict[str, str]:
+    """``env`` with ``PYTHONPATH`` at a ``sitecustomize`` of :data:`REAL_CACHE` (and ``body``):
+    only a whole interpreter start (``python -m``) reads it."""
+    patch = tmp_path / "real-cache"
+    patch.mkdir()
+    (patch / "sitecustomize.py").write_text(REAL_CACHE + body)
+    return env | {"PYTHONPATH": str(patch)}
+
+
 def assert_one_clean_line(result: Result, *needles: str) -> None:
     """Exit 2, no traceback, stdout empty, and one error line on stderr saying all of it."""
     assert result.code == 2, result.err
@@ -205,7 +222,11 @@ async def test_wrong_account_is_one_line_with_the_account_masked(
 
 
 async def test_a_token_marked_dead_is_one_line_naming_the_6_hour_rule(
-    sim: Simulator, creds: dict[str, str], cli: Cli, home: Path, monkeypatch: pytest.MonkeyPatch
+    sim: Simulator,
+    creds: dict[str, str],
+    home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The mark an earlier run left in the cache (KIS handed back the token it refused, even
     after revoking it): believed, so no token is asked for, and said in one line. The run that
@@ -214,7 +235,9 @@ async def test_a_token_marked_dead_is_one_line_naming_the_6_hour_rule(
     now = time.time()
     dead = Token("dead-token", now + 3600, now - 10, dead=spec.TOKEN_INVALID)
     TokenCache.default(DEMO_APP_KEY, sim.url).save(dead)
-    result = await cli("check", *[f"{n:06d}" for n in range(100, 130)], env=creds)
+    tickers = [f"{n:06d}" for n in range(100, 130)]
+    env = real_cache(tmp_path, creds)
+    result = await python_m_kis_async("check", *tickers, home=home, env=env)
     assert_one_clean_line(result, "EGW00121", "6 hours", "run again after about")
     assert "dead-token" not in result.err
     assert sim.stats.token_requests == 0 and sim.stats.calls == 0
@@ -376,7 +399,11 @@ async def run_timed(
 
 
 async def test_the_token_wait_is_said_as_it_starts_and_left_out_of_the_rate(
-    sim: Simulator, creds: dict[str, str], home: Path, monkeypatch: pytest.MonkeyPatch
+    sim: Simulator,
+    creds: dict[str, str],
+    home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The cache says a token was issued 53 s ago and has expired since: KIS's one-a-minute
     # rule leaves about 7 s, less this process's start-up (seconds on a loaded machine), to
@@ -385,7 +412,7 @@ async def test_the_token_wait_is_said_as_it_starts_and_left_out_of_the_rate(
     now = time.time()
     TokenCache.default(DEMO_APP_KEY, sim.url).save(Token("stale", now - 1, now - 53))
     code, out, err, _ = await run_timed(
-        home, "check", "005930", "000660", "--json-lines", env=creds
+        home, "check", "005930", "000660", "--json-lines", env=real_cache(tmp_path, creds)
     )
     assert code == 0
     said = {line.strip().split(":")[0]: t for t, line in err}
@@ -757,10 +784,12 @@ async def test_ctrl_c_during_the_token_step_prints_the_document(
     creds: dict[str, str],
     home: Path,
     tickers: Path,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     step: str,
     times: int,
 ) -> None:
+    env = creds
     if step == "the token request hangs":
         sim.inject_token(Fault.HANG)
         line = b"asking KIS for an access token"
@@ -769,8 +798,9 @@ async def test_ctrl_c_during_the_token_step_prints_the_document(
         now = time.time()
         TokenCache.default(DEMO_APP_KEY, sim.url).save(Token("stale", now - 1, now - 50))
         line = b"s: KIS issues one token a minute"
+        env = real_cache(tmp_path, creds)
     args = ["check", "--file", str(tickers), "--json"]
-    result = await stopped(home, args, *[signal.SIGINT] * times, line=line, env=creds)
+    result = await stopped(home, args, *[signal.SIGINT] * times, line=line, env=env)
     summary = assert_stopped_cleanly(result)
     assert summary["checked"] == 0
     assert "interrupted: 0 of 100 tickers checked" in result.err
@@ -781,11 +811,8 @@ async def test_ctrl_c_during_the_token_step_prints_the_document(
 async def test_what_ignores_the_ctrl_c_does_not_hold_the_exit(
     sim: Simulator, creds: dict[str, str], home: Path, tmp_path: Path, stuck: str
 ) -> None:
-    patch = tmp_path / "stuck"
-    patch.mkdir()
     imports = "import asyncio, contextlib, sys, time\nfrom kis_async import tokencache\n"
-    (patch / "sitecustomize.py").write_text(imports + STUCK[stuck])
-    env = creds | {"PYTHONPATH": str(patch)}
+    env = real_cache(tmp_path, creds, imports + STUCK[stuck])
     started = time.monotonic()
     result = await stopped(
         home, ["check", "005930", "--json"], signal.SIGINT, line=b"test: stuck", env=env

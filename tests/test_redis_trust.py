@@ -329,7 +329,10 @@ def test_an_outage_one_command_rode_out_fails_another_already_riding_it_out() ->
         first = _through_outage("token store", down, clock=clock, outage=outage)
 
         async def later() -> None:
-            await clock.sleep(1.0)
+            # The first ride-out ends within 5.5 s (its delays are random, from half to all of
+            # 0.1, 0.2, 0.4, 0.8, 1, 1, 1, 1 s); one started 3 s later could not end before
+            # 5.75 s on its own, so it is the first's failure that stops it, every run.
+            await clock.sleep(3.0)
             await _through_outage("shared pacer", down, clock=clock, outage=outage)
 
         return list(await asyncio.gather(first, later(), return_exceptions=True))

@@ -3,8 +3,18 @@
 It issues tokens under KIS's rules (one a minute per appkey, the same token again within six
 hours, a day's lifetime), serves inquire-psbl-sell and paged inquire-balance for a configurable
 portfolio with the header and query checks KIS makes, and records what it saw so tests and
-benchmarks can judge a client by what actually arrived. Faults are injected per call
-(:meth:`Simulator.inject`) or at random (``fault_rate``).
+benchmarks can judge a client by what actually arrived.
+
+What it serves, and nothing else (any other path or method is a 404 in KIS's envelope,
+``SIM00405``, naming the path):
+
+- ``POST /oauth2/tokenP`` and ``POST /oauth2/revokeP``: issue and revoke tokens;
+- ``GET /uapi/domestic-stock/v1/trading/inquire-psbl-sell``: the sellable quantity;
+- ``GET /uapi/domestic-stock/v1/trading/inquire-balance``: the holdings, paged;
+- ``GET /uapi/domestic-stock/v1/quotations/inquire-price``: a ticker's price;
+- ``GET /_simulator/stats`` and ``GET /_simulator/arrivals``: what it saw, as JSON (its own).
+
+Faults are injected per call (:meth:`Simulator.inject`) or at random (``fault_rate``).
 
 It is never kinder than KIS about the call limit:
 
@@ -414,6 +424,7 @@ class Simulator:
         app.router.add_get(PRICE.path, self._price)
         app.router.add_get("/_simulator/stats", self._stats)
         app.router.add_get("/_simulator/arrivals", self._arrivals_page)
+        app.router.add_route("*", "/{path:.*}", _not_served)
         app.on_cleanup.append(self._cleanup)
         return app
 
@@ -1061,6 +1072,14 @@ def _kis_error(status: int, msg_cd: str) -> web.Response:
 def _token_refusal(code: str) -> web.Response:
     """tokenP's refusal as KIS sends it: HTTP 403, ``error_code`` and ``error_description``."""
     return _json(403, {"error_description": spec.MESSAGES[code], "error_code": code})
+
+
+async def _not_served(request: web.Request) -> web.Response:
+    """Any other path or method: KIS's envelope naming the path, not aiohttp's bare text 404,
+    so a bot trying an endpoint the simulator lacks is told which one (and that it is this)."""
+    return _error(
+        404, "SIM00405", f"{request.method} {request.path}: not served by the KIS simulator"
+    )
 
 
 def _error(status: int, msg_cd: str, msg1: str, *, rt_cd: str = "1") -> web.Response:
