@@ -601,11 +601,16 @@ class RedisPacer(Pacer[Booking | Ticket]):
         self._version = version
         if not encoded:
             return
+        # Decoded as numbers by name, then built by Pace itself: msgspec 0.18 (the floor) fails
+        # to fill a frozen, slotted dataclass's defaults (FrozenInstanceError), and an unknown
+        # or missing field is as corrupt as a wrong number.
         try:
-            pace = msgspec.json.decode(encoded, type=Pace)
-        except msgspec.MsgspecError:
-            pace = None
-        if pace is not None and _believable(pace, self._configured):
+            raw: dict[str, Any] = msgspec.json.decode(encoded, type=dict[str, int | float | None])
+            pace = Pace(**raw)
+            believable = _believable(pace, self._configured)
+        except (msgspec.MsgspecError, TypeError):  # TypeError: a field missing, unknown or null
+            believable = False
+        if believable:
             self._pace = pace
             return
         self._pace = self._configured
@@ -635,6 +640,7 @@ def _believable(pace: Pace, configured: Pace) -> bool:
         and finite(pace.changed_at)
         and finite(pace.wall)
         and (pace.wall is None or pace.wall >= 0)
+        and isinstance(pace.wary_steps, int)
         and 0 <= pace.wary_steps <= _MAX_WARY_STEPS
     )
 
