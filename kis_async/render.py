@@ -374,6 +374,9 @@ def _rate(checked: int, busy: float, stats: ClientStats | None) -> float | None:
 PROGRESS_EVERY_S = 30.0
 """Off a terminal, a progress line at least this often (and at each :data:`PROGRESS_SHARE`)."""
 PROGRESS_SHARE = 0.1
+PROGRESS_MIN_RUN_S = 10.0
+"""A run expected to take less (at the pacer's rate) gets no plan and no progress lines: on a
+few tickers they would say "about 0s" and a rate from one reading."""
 PROGRESS_EVERY_ENV = "KIS_ASYNC_PROGRESS_EVERY"
 """Hidden: seconds between progress lines, so a test need not run for 30 s."""
 _RATE_SMOOTHING = 0.3
@@ -410,8 +413,12 @@ class Progress:
         *,
         every: float = PROGRESS_EVERY_S,
         share: float = PROGRESS_SHARE,
+        ceiling: float | None = None,
     ) -> None:
+        """``ceiling``: the rate the pacer allows; a reading above it (calls that were already
+        on their way) is shown as the ceiling, never as faster than the client can go."""
         self.total, self.every, self.share = total, every, share
+        self.ceiling = ceiling
         self._start = self._last_t = start
         self._last_done = 0
         self._next_share = share
@@ -440,9 +447,10 @@ class Progress:
             self._next_share += self.share
         pct = 100 * done / self.total
         text = f"progress: {done:,}/{self.total:,} ({pct:.0f}%)"
-        if self.rate:
-            left = duration((self.total - done) / self.rate)
-            text += f", {self.rate:.1f}/s, about {left} left"
+        rate = min(self.rate, self.ceiling) if self.rate and self.ceiling else self.rate
+        if rate:
+            left = duration((self.total - done) / rate)
+            text += f", {rate:.1f}/s, about {left} left"
         return text
 
 
@@ -539,11 +547,15 @@ class Status:
         terminal, :class:`Progress` lines follow, as a file or pipe sees no bar."""
         self._total, self._done, self._start = total, 0, time.perf_counter()
         self._stage = ""
-        if rate and total:
+        every = _progress_every()
+        # Only a run long enough for a progress line gets the plan and the lines: on a batch of
+        # a few tickers they would say "about 0s" and a rate from one reading.
+        long_run = bool(rate and total and total / rate >= min(every, PROGRESS_MIN_RUN_S))
+        if long_run and rate:
             self.note(plan(total, rate))
         self._progress = None
-        if not self.live and not self.quiet:
-            self._progress = Progress(total, self._start, every=_progress_every())
+        if long_run and not self.live and not self.quiet:
+            self._progress = Progress(total, self._start, every=every, ceiling=rate)
         self._draw()
 
     def wait(self, seconds: float) -> None:

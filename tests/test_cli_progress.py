@@ -109,15 +109,25 @@ def test_status_off_a_terminal_writes_the_plan_and_progress_lines(
     monkeypatch.setenv(render.PROGRESS_EVERY_ENV, "1000")
     stream = io.StringIO()
     status = Status(stream)
-    status.start(100, 20.0)
-    for _ in range(100):
+    status.start(400, 20.0)
+    for _ in range(400):
         status.step()
     status.stop()
     lines = stream.getvalue().splitlines()
-    assert lines[0] == "100 tickers, about 5s at 20/s"
+    assert lines[0] == "400 tickers, about 20s at 20/s"
     progress = [line for line in lines if line.startswith("progress: ")]
     assert len(progress) == 9, lines  # 10 % .. 90 %, none per ticker, none at the end
-    assert progress[0].startswith("progress: 10/100 (10%), ")
+    assert progress[0].startswith("progress: 40/400 (10%), ")
+
+
+def test_a_short_run_gets_no_plan_and_no_progress_lines() -> None:
+    stream = io.StringIO()
+    status = Status(stream)
+    status.start(2, 20.0)
+    for _ in range(2):
+        status.step()
+    status.stop()
+    assert "about" not in stream.getvalue() and "progress:" not in stream.getvalue()
 
 
 def test_quiet_and_the_terminal_get_no_progress_lines() -> None:
