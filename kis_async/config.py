@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Collection, Mapping
 from typing import Final, Literal, NamedTuple, TypedDict
 
 from yarl import URL
 
+from . import validate
 from .corporate import Corporate
 
 ENV_APP_KEY: Final = "KIS_APP_KEY"
@@ -108,9 +108,4 @@ def is_loopback(base_url: str) -> bool:
         host = URL(base_url).host or ""
     except ValueError:
         return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    return validate.is_loopback(host)

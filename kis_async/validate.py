@@ -149,7 +149,7 @@ def checked_base_url(base_url: str) -> str:
     except ValueError:
         url = None
     if url is not None and url.is_absolute() and url.host:
-        secure = url.scheme == "https" or (url.scheme == "http" and _is_loopback(url.host))
+        secure = url.scheme == "https" or (url.scheme == "http" and is_loopback(url.host))
         plain = not (url.user or url.password or url.query_string or url.fragment)
         if secure and plain and url.path in ("", "/"):
             return str(url.origin())
@@ -244,7 +244,8 @@ def _real(name: str, value: float) -> float:
     return float(value)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a URL's host, brackets allowed) is this machine."""
     if host == "localhost":
         return True
     try:
