@@ -28,6 +28,7 @@ from .errors import (
 )
 from .numbers import amount, quantity, signed
 from .retry import RetryPolicy
+from .sells import Sell, SellCheck, SellFailed, SellFits, SellNotHeld, SellShort, Verdict
 from .spec import CALLS_PER_SECOND, REAL_HOST
 from .tokencache import TokenCache
 
@@ -65,12 +66,19 @@ __all__ = [
     "RetryPolicy",
     "RowPage",
     "SameTokenError",
+    "Sell",
+    "SellCheck",
+    "SellFailed",
+    "SellFits",
+    "SellNotHeld",
+    "SellShort",
     "SellableQuantity",
     "Succeeded",
     "Token",
     "TokenCache",
     "TokenCacheError",
     "TransportError",
+    "Verdict",
     "WrongLoopError",
     "__version__",
     "amount",

@@ -18,17 +18,25 @@ import math
 from asyncio import AbstractEventLoop, get_running_loop
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
-from . import batch, config, spec, validate
+from . import batch, config, sells, spec, validate
 from .auth import TokenIssuer, TokenManager, TokenStore
 from .batch import Batch, Outcome
 from .clock import SYSTEM_CLOCK, Clock, checked_clock
 from .corporate import Corporate
 from .endpoints import BALANCE, SELLABLE, BalancePage, Envelope, Position, SellableQuantity
-from .errors import APIError, ArgumentError, ListingChanged, PagingError, WrongLoopError
+from .errors import (
+    APIError,
+    ArgumentError,
+    KISError,
+    ListingChanged,
+    PagingError,
+    WrongLoopError,
+)
 from .ledger import Ledger
 from .models import (
     decode_as,
@@ -40,6 +48,7 @@ from .models import (
 from .pace import DEFAULT_MARGIN, Pace
 from .pacing import Call, Pacer, Priority
 from .retry import RetryPolicy
+from .sells import Answered, Sell, SellCheck
 from .throttle import Throttle
 from .tokencache import FileTokenStore, TokenCache
 from .transport import Response, Transport
@@ -373,6 +382,35 @@ class KISClient:
         codes = validate.normalize_pdnos(pdnos)
         sellable = functools.partial(self._sellable, _SELLABLE_BULK)
         return batch.stream(codes, sellable, self.max_concurrency)
+
+    async def check_sells(self, orders: Iterable[Sell | tuple[str, int]]) -> list[SellCheck]:
+        """Whether the account can fill each of a list of intended sells, before any is sent.
+
+        ``orders`` are :class:`~kis_async.Sell` or ``(pdno, qty)`` pairs; a bad one anywhere
+        (qty 0, negative or not an ``int``, a malformed ticker) raises
+        :class:`~kis_async.errors.ArgumentError` naming every bad one, before any request. Each
+        distinct ticker is asked once, at the full call limit, as :meth:`check_sellable` does.
+
+        Returns one :data:`~kis_async.sells.SellCheck` per order, in input order: ``ok``,
+        ``short`` (with the ``shortfall``), ``not_held``, or ``error`` when the check itself
+        failed, which is never ``ok`` and never reads as zero sellable (its ``ord_psbl_qty`` is
+        ``None``). Orders for one ticker are judged in input order on a running total. Each
+        verdict carries KIS's ``ord_psbl_qty``, ``cblc_qty``, ``sll_qty`` and ``answered_at``.
+
+        The check is advisory: quantities can change between ``answered_at`` and the moment an
+        order reaches the exchange (another order fills, a settlement lands), so an ``ok`` is
+        not a reservation.
+        """
+        wanted = sells.orders(orders)
+        codes = list(dict.fromkeys(sell.pdno for sell in wanted))
+        answered = await batch.collect(codes, self._answered, self.max_concurrency)
+        outcomes: dict[str, Answered | KISError] = {**answered.results, **answered.errors}
+        return sells.judge(wanted, outcomes)
+
+    async def _answered(self, pdno: str) -> Answered:
+        """One ticker of :meth:`check_sells`: its answer, and when it came."""
+        quantity = await self._sellable(_SELLABLE_BULK, pdno)
+        return Answered(quantity, datetime.fromtimestamp(self.clock.time(), spec.KST))
 
     @overload
     async def get(

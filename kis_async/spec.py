@@ -36,6 +36,8 @@ refuses (EGW00121), until it is revoked."""
 APP_KEY_MAX_LENGTH: Final = 36
 APP_SECRET_MAX_LENGTH: Final = 180
 """Header lengths on the reference page: longer cannot be a key KIS issued."""
+QUANTITY_DIGITS: Final = 19
+"""The widest quantity field KIS documents (``cblc_qty``, 19 digits): no order can ask more."""
 TOKEN_MAX_LENGTH: Final = 1024
 """A sanity bound on a token from the token endpoint (the reference page allows 350 for the
 whole authorization header; this leaves room should KIS grow it)."""

@@ -3,7 +3,9 @@
 One mypy run, on a bot written the way the README writes one, from a folder outside the checkout:
 it shows that the install lets mypy find kis_async's types (an editable install must not hide
 them behind an import hook mypy cannot follow), and that an outcome narrows once its error is
-tested, so ``outcome.result`` needs no ``assert`` or ``cast``.
+tested, so ``outcome.result`` needs no ``assert`` or ``cast``; and that a sell check's numbers
+cannot be added up before its ``verdict`` rules out an error (the ``type: ignore`` there is
+needed, or ``--strict`` reports it unused).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import asyncio
 from typing import assert_type
 
 from kis_async import (
-    ArgumentError, CallBudgetError, ClientClosedError, Failed, KISClient, SellableQuantity,
-    Succeeded, TransportError,
+    ArgumentError, CallBudgetError, ClientClosedError, Failed, KISClient, KISError, Sell,
+    SellableQuantity, SellShort, Succeeded, TransportError,
 )
 
 
@@ -49,6 +51,21 @@ async def sellable(tickers: list[str]) -> int:
                 case Failed(error=TransportError(source="redis") | ClientClosedError()):
                     break
     return total
+
+
+async def short_by(kis: KISClient) -> int:
+    short = 0
+    for check in await kis.check_sells([Sell("005930", 10), ("000660", 5)]):
+        check.ord_psbl_qty + 1  # type: ignore[operator]
+        if check.verdict == "error":
+            assert_type(check.error, KISError)
+            continue
+        assert_type(check.ord_psbl_qty, int)
+        short += check.shortfall
+        match check:
+            case SellShort(shortfall=missing):
+                print(check, missing)
+    return short
 """
 
 

@@ -22,9 +22,11 @@ from .server import (
     REFUSALS,
     TOKEN_FAULTS,
     Fault,
+    SimAccount,
     Simulator,
     SimulatorConfig,
     Stats,
+    demo_accounts,
 )
 
 __all__ = [
@@ -40,8 +42,10 @@ __all__ = [
     "UNKNOWN_TICKERS",
     "Fault",
     "Holding",
+    "SimAccount",
     "Simulator",
     "SimulatorConfig",
     "Stats",
+    "demo_accounts",
     "sample_portfolio",
 ]

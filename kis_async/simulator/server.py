@@ -188,6 +188,31 @@ _BUILDERS: dict[Fault, hostile.Builder] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class SimAccount:
+    """Another appkey the simulator serves, bound to its own account (KIS binds each appkey to
+    one), with its own tokens and its own call budget; its own holdings, or the simulator's."""
+
+    app_key: str
+    app_secret: str
+    account: str
+    portfolio: Mapping[str, Holding] | None = None
+    """None: the simulator's portfolio."""
+
+
+def demo_accounts(count: int) -> tuple[SimAccount, ...]:
+    """``count`` more demo appkeys and accounts (the demo's is apart), each holding the sample
+    portfolio: a person with a 종합 account, a 연금저축 and an ISA has three appkeys."""
+    return tuple(
+        SimAccount(
+            f"PSsimulatedAPPKEYforKISasync{n:07d}",
+            f"simulated-appsecret-of-account-{n}",
+            f"{50123456 + n}-01",
+        )
+        for n in range(2, count + 2)
+    )
+
+
 @dataclass(slots=True)
 class SimulatorConfig:
     """The simulator's knobs; change them at any time, even while a client is running."""
@@ -197,6 +222,9 @@ class SimulatorConfig:
     account: str = DEMO_ACCOUNT
     personalseckey: str = DEMO_PERSONALSECKEY
     """The corporate customer's key, checked on every custtype B call."""
+    accounts: tuple[SimAccount, ...] = ()
+    """More appkeys, each bound to its own account (:func:`demo_accounts`); the call limit, the
+    ledger and the token rules hold per appkey (per account) for them as for ``app_key``."""
     rate_limit: int = spec.CALLS_PER_SECOND
     """Calls admitted per appkey in any sliding window of ``window`` seconds (the enforced limit,
     whatever the client was told), until an entry of ``limit_schedule`` is due."""
@@ -293,6 +321,10 @@ class Stats:
     """``POST /oauth2/revokeP`` requests."""
     calls_by_tr_id: Counter[str] = field(default_factory=Counter)
     """Client API calls by tr_id, refused ones included."""
+    arrivals_by_app_key: defaultdict[str, list[float]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    """Every client API call's arrival (seconds since start()) under the appkey it carried."""
     ledger_rejected: int = 0
     """Calls the account ledger refused (EGW00215, ``ledger_limit``)."""
     ledger_max_window: int = 0
@@ -606,7 +638,8 @@ class Simulator:
         query = request.query
         pdno = query.get("PDNO", "")
         self.stats.per_pdno[pdno] += 1
-        refusal = self._check_account(query)
+        app_key = request.headers.get("appkey", "")
+        refusal = self._check_account(query, app_key)
         if refusal is not None:
             return refusal
         fault = self._next_fault(pdno)
@@ -615,7 +648,7 @@ class Simulator:
             pdno in self.config.unknown_tickers
         ):
             return _error(500, "SIM00404", f"{pdno} 종목코드를 확인하세요 (simulated)", rt_cd="1")
-        holding = self.portfolio.get(pdno)
+        holding = self._portfolio(app_key).get(pdno)
         output = holding.as_kis(pdno) if holding is not None else not_held(pdno)
         if fault is None:
             return self._ok(output)
@@ -644,7 +677,8 @@ class Simulator:
         if refusal is not None:
             return refusal
         query = request.query
-        refusal = self._check_account(query)
+        app_key = request.headers.get("appkey", "")
+        refusal = self._check_account(query, app_key)
         if refusal is None and any(query.get(k) != v for k, v in BALANCE.query.items()):
             refusal = _error(500, "SIM00406", "조회 조건을 확인하세요 (simulated)")
         await self._delay()
@@ -653,12 +687,12 @@ class Simulator:
         fault = self._balance_faults.pop(0) if self._balance_faults else None
         if fault is not None:
             return await self._faulty(request, fault, {})
-        rows = [
-            row for pdno, holding in self.portfolio.items() for row in self._rows(pdno, holding)
-        ]
+        portfolio = self._portfolio(app_key)
+        rows = [row for pdno, holding in portfolio.items() for row in self._rows(pdno, holding)]
+        search = self._search_key(query)
         start = 0
         if request.headers.get("tr_cont") == spec.NEXT_PAGE:
-            found = self._continued(query)
+            found = self._continued(query, search)
             if isinstance(found, web.StreamResponse):
                 return found
             start = found
@@ -669,16 +703,16 @@ class Simulator:
         next_key = ""
         if more:
             next_start = start if self.config.loop_paging else start + size
-            next_key = self._search_key() + f"{page[-1]['pdno']}^{next_start:05d}^"
+            next_key = search + f"{page[-1]['pdno']}^{next_start:05d}^"
             next_key = next_key.ljust(100) if self._live else next_key
             self._page_keys[next_key] = next_start
         elif self._live:
             next_key = " " * 100
         body = self._success() | {
-            "ctx_area_fk100": self._fk100(),
+            "ctx_area_fk100": self._fk100(search),
             "ctx_area_nk100": next_key,
             "output1": page,
-            "output2": [self._summary()],
+            "output2": [self._summary(portfolio)],
         }
         response = _json(200, body)
         response.headers["tr_cont"] = ("M" if start or not more else "F") if says_more else "D"
@@ -692,34 +726,34 @@ class Simulator:
     def _rows(self, pdno: str, holding: Holding) -> list[dict[str, str]]:
         return holding.as_balance(pdno, live=self._live)
 
-    def _search_key(self) -> str:
+    def _search_key(self, query: Mapping[str, str]) -> str:
         """The listing's search key, as KIS writes it: ``<CANO>^<product>^N^N^01^01^N^``."""
-        cano, _, product = self.config.account.partition("-")
+        cano, product = query.get("CANO", ""), query.get("ACNT_PRDT_CD", "")
         return f"{cano}^{product}^N^N^{BALANCE.query['INQR_DVSN']}^01^N^"
 
-    def _fk100(self) -> str:
+    def _fk100(self, search: str) -> str:
         """KIS fills ``ctx_area_fk100`` on every page, the last included, padded to 100."""
-        return self._search_key().ljust(100) if self._live else self._search_key()
+        return search.ljust(100) if self._live else search
 
-    def _continued(self, query: Mapping[str, str]) -> int | web.StreamResponse:
+    def _continued(self, query: Mapping[str, str], search: str) -> int | web.StreamResponse:
         """Where a next-page request starts, or KIS's answer to a key it did not send."""
         fk, nk = query.get("CTX_AREA_FK100", ""), query.get("CTX_AREA_NK100", "")
         if not self.config.exact_continuation:
             fk, nk = fk.strip(), nk.strip()
             keys = {key.strip(): start for key, start in self._page_keys.items()}
-            sent_fk = self._fk100().strip()
+            sent_fk = self._fk100(search).strip()
         else:
-            keys, sent_fk = dict(self._page_keys), self._fk100()
+            keys, sent_fk = dict(self._page_keys), self._fk100(search)
         if not nk.strip():
             return _kis_error(500, spec.DATA_CHANGED)
         if fk != sent_fk or nk not in keys:
             return _error(500, "SIM00407", "연속조회키를 확인하세요 (simulated)")
         return keys[nk]
 
-    def _summary(self) -> dict[str, str]:
+    def _summary(self, portfolio: Mapping[str, Holding]) -> dict[str, str]:
         """``output2``: the account summary; KIS's 24 keys in the live dialect."""
-        value = round(sum(h.now_price * h.quantity for h in self.portfolio.values()))
-        bought = round(sum(h.avg_price * h.quantity for h in self.portfolio.values()))
+        value = round(sum(h.now_price * h.quantity for h in portfolio.values()))
+        bought = round(sum(h.avg_price * h.quantity for h in portfolio.values()))
         totals = {
             "tot_evlu_amt": str(value),
             "pchs_amt_smtl_amt": str(bought),
@@ -757,7 +791,9 @@ class Simulator:
         stats.max_window = max(stats.max_window, self._arrivals[app_key].record(now))
         _run_due(self._after, stats.calls)
         admitted = self._admit(app_key, now)
-        stats.arrivals.append((self._since_start(now), admitted))
+        since = self._since_start(now)
+        stats.arrivals.append((since, admitted))
+        stats.arrivals_by_app_key[app_key].append(since)
         if not admitted:
             stats.rejected += 1
             await self._delay()
@@ -838,9 +874,10 @@ class Simulator:
         """tokenP (HTTP 403) refuses in ``error_code``/``error_description``, with no ``rt_cd``;
         an API call (HTTP 500) in the envelope, a wrong appsecret there as EGW00304."""
         token_endpoint = status == 403
-        if not secrets.compare_digest(app_key, self.config.app_key):
+        account = self._account_of(app_key)
+        if account is None:
             code = spec.BAD_APPKEY
-        elif not secrets.compare_digest(app_secret, self.config.app_secret):
+        elif not secrets.compare_digest(app_secret, account.app_secret):
             code = spec.BAD_APPSECRET if token_endpoint else spec.APPSECRET_REFUSED
         else:
             return None
@@ -855,8 +892,27 @@ class Simulator:
             return _kis_error(500, spec.TOKEN_EXPIRED)
         return None
 
-    def _check_account(self, query: Mapping[str, str]) -> web.StreamResponse | None:
-        cano, _, product = self.config.account.partition("-")
+    def _account_of(self, app_key: str) -> SimAccount | None:
+        """The appkey's account (``config.app_key``'s or one of ``config.accounts``), if any."""
+        config = self.config
+        main = SimAccount(config.app_key, config.app_secret, config.account)
+        found = None
+        for account in (main, *config.accounts):
+            if secrets.compare_digest(app_key, account.app_key):
+                found = account
+        return found
+
+    def _portfolio(self, app_key: str) -> Mapping[str, Holding]:
+        """What the appkey's account holds."""
+        account = self._account_of(app_key)
+        if account is None or account.portfolio is None:
+            return self.portfolio
+        return account.portfolio
+
+    def _check_account(self, query: Mapping[str, str], app_key: str) -> web.StreamResponse | None:
+        """The account asked about must be the one the appkey is bound to: OPSQ2000 else."""
+        account = self._account_of(app_key)
+        cano, _, product = (account.account if account else "").partition("-")
         if query.get("CANO") != cano or query.get("ACNT_PRDT_CD") != product:
             return _kis_error(500, spec.ACCOUNT_REFUSED)
         return None
