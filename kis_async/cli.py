@@ -47,6 +47,7 @@ from .simulator import (
     UNKNOWN_TICKERS,
     Simulator,
     SimulatorConfig,
+    demo_accounts,
 )
 from .validate import normalize_pdnos, parse_account
 
@@ -80,6 +81,7 @@ _KEYWORD_VARIABLES = dict(zip(("app_key", "app_secret", "account"), cfg.REQUIRED
 }
 """Which variable fills which :class:`KISClient` argument, to name it when a value is refused."""
 _HELP_WIDTH = 79
+MAX_SIMULATED_ACCOUNTS = 100
 
 log = logging.getLogger(__name__)
 
@@ -349,7 +351,24 @@ def _simulator_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="revokeP lets the next tokenP mint a new token; --no-revoke-frees: the revoked "
         "token keeps coming back for six hours (default: frees)",
     )
+    sim.add_argument(
+        "--accounts",
+        type=_account_count,
+        default=1,
+        help="how many appkeys to serve, each bound to its own account with its own limit "
+        "(default: %(default)s); the settings of each are printed",
+    )
     sim.add_argument("--seed", type=int, default=None, help="seed for jitter and faults")
+
+
+def _account_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of accounts") from None
+    if not 1 <= value <= MAX_SIMULATED_ACCOUNTS:
+        raise argparse.ArgumentTypeError(f"{text!r}: from 1 to {MAX_SIMULATED_ACCOUNTS} accounts")
+    return value
 
 
 def _chance(text: str) -> float:
@@ -699,6 +718,7 @@ def _serve(args: argparse.Namespace, status: Status) -> int:
             ledger_limit=args.ledger_limit,
             dialect=args.dialect,
             revoke_frees=args.revoke_frees,
+            accounts=demo_accounts(args.accounts - 1),
             seed=args.seed,
         )
         stop = asyncio.Event()
@@ -712,6 +732,11 @@ def _serve(args: argparse.Namespace, status: Status) -> int:
             status.note(
                 f"  export {cfg.ENV_APP_KEY}={DEMO_APP_KEY} {cfg.ENV_APP_SECRET}={DEMO_APP_SECRET}"
             )
+            for number, extra in enumerate(config.accounts, 2):
+                status.note(
+                    f"  account {number}: {cfg.ENV_APP_KEY}={extra.app_key} "
+                    f"{cfg.ENV_APP_SECRET}={extra.app_secret} {cfg.ENV_ACCOUNT}={extra.account}"
+                )
             await stop.wait()
 
     try:

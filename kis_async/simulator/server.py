@@ -207,7 +207,7 @@ def demo_accounts(count: int) -> tuple[SimAccount, ...]:
         SimAccount(
             f"PSsimulatedAPPKEYforKISasync{n:07d}",
             f"simulated-appsecret-of-account-{n}",
-            f"{50123456 + n}-01",
+            f"{50123456 + n - 1}-01",
         )
         for n in range(2, count + 2)
     )
