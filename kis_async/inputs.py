@@ -72,6 +72,32 @@ def environment(
     return values, origin
 
 
+def account(
+    path: Path, shared: dict[str, str], origin: dict[str, str], note: Callable[[str], None]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """One ``--account`` file's variables, and where each was set.
+
+    The file is one account: its credentials (and a partner firm's variables) are read from it
+    alone, never from the environment or ``--env-file``, where they would make two accounts one.
+    The optional variables (:data:`kis_async.config.OPTIONAL`: the host, Redis) come from the
+    file, else from ``shared`` (the environment and ``--env-file``), so one ``.env`` can point
+    every account at the same host.
+    """
+    values: dict[str, str] = {}
+    where: dict[str, str] = {}
+    for name, value in _read_env_file(path).items():
+        if name not in cfg.ALL:
+            if name.startswith("KIS_"):
+                note(f"{path}: {name} is not a kis-async variable; ignored")
+            continue
+        if value is not None and value.strip():
+            values[name], where[name] = value, str(path)
+    for name in cfg.OPTIONAL:
+        if name not in values and name in shared:
+            values[name], where[name] = shared[name], origin.get(name, ENVIRONMENT)
+    return values, where
+
+
 def _read_env_file(path: Path) -> dict[str, str | None]:
     try:
         with path.open("rb") as stream:

@@ -47,6 +47,7 @@ from .errors import (
     TransportError,
 )
 from .inputs import ENVIRONMENT
+from .sells import Sell
 
 _COLUMNS = ("ticker", "name", "held", "sold today", "sellable", "avg price", "now", "P/L %")
 _CSV_FIELDS = (*SellableQuantity.__struct_fields__, "error", "error_class", "msg_cd")
@@ -89,6 +90,14 @@ class Run:
     """Tickers whose failure is part of the show (the demo's unknown tickers)."""
     failure: KISError | None = None
     """What stopped the run before any ticker was checked (listing the holdings failed)."""
+    label: str | None = None
+    """The account as every row shows it, when a run checks several (``--account``)."""
+    problem: str | None = None
+    """A set-up mistake found before any request (an ``--account`` file's): its one line."""
+    sells: list[Sell] | None = None
+    """The intended sells (``--sells``), in input order; ``asked`` is their tickers."""
+    answered_at: dict[str, datetime] = field(default_factory=dict)
+    """When each ticker's answer came, for the verdicts on ``sells``."""
 
     @property
     def done(self) -> list[str]:
@@ -189,6 +198,8 @@ def where(name: str, origin: Mapping[str, str]) -> str:
 def setup_failure(run: Run) -> str | None:
     """The one line that stands for the whole run when a set-up mistake stopped it: listing
     the holdings failed for one, or every ticker failed for the same one and none succeeded."""
+    if run.problem is not None:
+        return run.problem
     if run.setup is None or run.interrupted:
         return None
     if run.failure is not None:
@@ -214,28 +225,56 @@ def table(run: Run) -> str:
 
     No header when there is no row under it. Tickers that failed for one set-up mistake are one
     line, not one line each; when that is every ticker, the table is empty (stderr says it)."""
-    if stopped(run) is not None:
-        return ""
+    return tables([run])
+
+
+def tables(runs: list[Run]) -> str:
+    """:func:`table` for several accounts at once: one table, an account column in front when
+    the runs have labels, then every account's failures. An account a set-up mistake stopped
+    has no rows: stderr gives its one line."""
+    shown = [run for run in runs if stopped(run) is None]
+    labelled = any(run.label is not None for run in runs)
+    rows = [
+        [*([run.label or ""] if labelled else []), *_row(run.batch.results[p])]
+        for run in shown
+        for p in run.done
+        if p in run.batch.results
+    ]
     out = io.StringIO()
-    results = [run.batch.results[p] for p in run.done if p in run.batch.results]
-    if results:
-        out.write(_aligned([list(_COLUMNS), *map(_row, results)]))
+    if rows:
+        header = [*(["account"] if labelled else []), *_COLUMNS]
+        out.write(aligned([header, *rows], text_columns=2 + labelled))
+    out.write(failures(shown))
+    return out.getvalue().lstrip("\n")
+
+
+def failures(runs: list[Run]) -> str:
+    """The tickers that failed, each with its reason (after its account, if labelled); those a
+    set-up mistake failed as one line per mistake."""
     per_ticker: list[str] = []
     grouped: dict[str, int] = {}
-    for pdno in run.done:
-        error = run.batch.errors.get(pdno)
-        if error is None:
-            continue
-        problem = setup_problem(error, run.setup) if run.setup is not None else None
-        if problem is None:
-            per_ticker.append(f"  {pdno:<12}  {type(error).__name__}: {printable(error.reason)}\n")
-        else:
-            grouped[problem] = grouped.get(problem, 0) + 1
+    for run in runs:
+        for pdno in run.done:
+            error = run.batch.errors.get(pdno)
+            if error is None:
+                continue
+            problem = setup_problem(error, run.setup) if run.setup is not None else None
+            if problem is None:
+                where = f"{pdno:<12}" if run.label is None else f"{run.label}  {pdno:<12}"
+                per_ticker.append(f"  {where}  {error_text(error)}\n")
+            else:
+                grouped[problem] = grouped.get(problem, 0) + 1
+    out = io.StringIO()
     if per_ticker:
         out.write(f"\nfailed ({len(per_ticker)}):\n" + "".join(per_ticker))
     for problem, count in grouped.items():
         out.write(f"\nnot checked ({count}): {problem}\n")
-    return out.getvalue().lstrip("\n")
+    return out.getvalue()
+
+
+def error_text(error: KISError) -> str:
+    """An error as a failure line shows it: its class and its reason, escaped."""
+    return f"{type(error).__name__}: {printable(error.reason)}"
 
 
 def _row(q: SellableQuantity) -> list[str]:
@@ -251,11 +290,13 @@ def _row(q: SellableQuantity) -> list[str]:
     ]
 
 
-def _aligned(rows: list[list[str]]) -> str:
+def aligned(rows: list[list[str]], *, text_columns: int = 2) -> str:
+    """``rows`` (the first the header) as aligned columns, the first ``text_columns`` flush
+    left and the rest (numbers) flush right, a rule under the header."""
     widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
     out = io.StringIO()
     for n, row in enumerate(rows):
-        cells = [_pad(cell, widths[i], left=i < 2) for i, cell in enumerate(row)]
+        cells = [_pad(cell, widths[i], left=i < text_columns) for i, cell in enumerate(row)]
         out.write("  ".join(cells).rstrip() + "\n")
         if n == 0:
             out.write("  ".join("-" * w for w in widths) + "\n")
@@ -270,27 +311,61 @@ def json_document(run: Run) -> str:
     batch = run.batch
     document: dict[str, Any] = {
         "results": [batch.results[p] for p in done if p in batch.results],
-        "errors": [_error_record(p, batch.errors[p]) for p in done if p in batch.errors],
-        "summary": {
-            "asked": len(run.asked),
-            "checked": len(done),
-            "ok": len(batch.results),
-            "failed": len(batch.errors),
-            "interrupted": run.interrupted,
-            "elapsed_s": round(run.elapsed, 3),
-            "waited_s": round(run.waited, 3),
-            "error": stopped(run),
-        },
+        "errors": [error_record(p, batch.errors[p]) for p in done if p in batch.errors],
+        "summary": summary_record(run),
     }
     return json_text(document)
 
 
-def json_line(outcome: Outcome[SellableQuantity]) -> str:
+def json_accounts(runs: list[Run]) -> str:
+    """:func:`json_document` for several accounts: each result and error carries its
+    ``account`` (masked), and the summary adds up the accounts' and lists each one's."""
+    results: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for run in runs:
+        account = {"account": run.label}
+        for pdno in run.done:
+            result = run.batch.results.get(pdno)
+            if result is not None:
+                results.append(account | msgspec.structs.asdict(result))
+            else:
+                errors.append(account | error_record(pdno, run.batch.errors[pdno]))
+    each = [{"account": run.label} | summary_record(run) for run in runs]
+    total = {key: sum(s[key] for s in each) for key in ("asked", "checked", "ok", "failed")}
+    summary = total | {
+        "interrupted": any(run.interrupted for run in runs),
+        "elapsed_s": max((s["elapsed_s"] for s in each), default=0.0),
+        "accounts": each,
+    }
+    return json_text({"results": results, "errors": errors, "summary": summary})
+
+
+def summary_record(run: Run) -> dict[str, Any]:
+    """A run's summary as the JSON documents give it."""
+    return {
+        "asked": len(run.asked),
+        "checked": len(run.done),
+        "ok": len(run.batch.results),
+        "failed": len(run.batch.errors),
+        "interrupted": run.interrupted,
+        "elapsed_s": round(run.elapsed, 3),
+        "waited_s": round(run.waited, 3),
+        "error": stopped(run),
+    }
+
+
+def json_line(outcome: Outcome[SellableQuantity], *, account: str | None = None) -> str:
     """One ticker as one line of JSON: the result's fields, or ``pdno``, ``error`` (the
-    exception's class) and ``message``."""
+    exception's class) and ``message``; its ``account`` first, when given."""
+    record: Any
     if outcome.error is not None:
-        return json_text(_error_record(outcome.pdno, outcome.error))
-    return json_text(outcome.result)
+        record = error_record(outcome.pdno, outcome.error)
+    else:
+        record = outcome.result
+    if account is not None:
+        fields = record if isinstance(record, dict) else msgspec.structs.asdict(record)
+        record = {"account": account} | fields
+    return json_text(record)
 
 
 def json_text(value: Any) -> str:
@@ -322,25 +397,38 @@ def csv_text(run: Run, *, bom: bool = False) -> str:
     through :func:`csv_cell`, so a spreadsheet never runs it as a formula. Numbers are written
     from the parsed ``int``/``Decimal`` and left alone: ``-1200`` is a loss, and must stay a
     number a spreadsheet can sum."""
+    return csv_accounts([run], bom=bom)
+
+
+def csv_accounts(runs: list[Run], *, bom: bool = False) -> str:
+    """:func:`csv_text` for several accounts: an ``account`` column first (masked) when the
+    runs have labels."""
+    labelled = any(run.label is not None for run in runs)
     out = io.StringIO()
     if bom:
         out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(_CSV_FIELDS)
+    writer.writerow([*(["account"] if labelled else []), *_CSV_FIELDS])
     tail = len(_CSV_FIELDS) - len(SellableQuantity.__struct_fields__)
-    for pdno in run.done:
-        q = run.batch.results.get(pdno)
-        if q is not None:
-            values = msgspec.structs.astuple(q)
-            cells = (csv_cell(v) if isinstance(v, str) else v for v in values)
-            writer.writerow([*cells, *[""] * tail])
-        else:
-            error = run.batch.errors[pdno]
-            blanks = [""] * (len(_CSV_FIELDS) - tail - 1)
-            msg_cd = error.msg_cd if isinstance(error, APIError) else ""
-            said = (csv_cell(error.reason), type(error).__name__, csv_cell(msg_cd))
-            writer.writerow([csv_cell(pdno), *blanks, *said])
+    for run in runs:
+        head = [run.label or ""] if labelled else []
+        for pdno in run.done:
+            q = run.batch.results.get(pdno)
+            if q is not None:
+                values = msgspec.structs.astuple(q)
+                cells = (csv_cell(v) if isinstance(v, str) else v for v in values)
+                writer.writerow([*head, *cells, *[""] * tail])
+            else:
+                error = run.batch.errors[pdno]
+                blanks = [""] * (len(_CSV_FIELDS) - tail - 1)
+                writer.writerow([*head, csv_cell(pdno), *blanks, *error_cells(error)])
     return out.getvalue()
+
+
+def error_cells(error: KISError) -> tuple[str, str, str]:
+    """An error's CSV cells: the reason, the class, KIS's code (blank if KIS sent none)."""
+    msg_cd = error.msg_cd if isinstance(error, APIError) else ""
+    return csv_cell(error.reason), type(error).__name__, csv_cell(msg_cd)
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -458,28 +546,42 @@ def summary(run: Run) -> str:
     """The one-line account of the run for stderr. The rate leaves out time spent waiting on
     KIS's token rule, which says nothing about the pace, and the summary says how long that was.
     """
-    checked = len(run.done)
-    head = "terminated: " if run.terminated else "interrupted: " if run.interrupted else ""
-    line = f"{head}{checked} of {len(run.asked)} tickers checked in {run.elapsed:.1f} s"
-    waited = min(run.waited, run.elapsed)
-    busy = run.elapsed - waited
-    if waited >= 0.05:
-        line += f", {waited:.1f} s of it waiting for KIS's one-token-a-minute rule"
-    rate = _rate(checked, busy, run.stats)
-    if rate is not None:
-        line += f" ({rate:.1f}/s{' while checking' if waited >= 0.05 else ''})"
-    failed = len(run.batch.errors)
-    line += f": {len(run.batch.results)} ok, {failed} failed"
+    line = f"{headline(run)}{len(run.done)} of {len(run.asked)} tickers checked{timing(run)}"
+    line += f": {len(run.batch.results)} ok, {len(run.batch.errors)} failed"
     on_purpose = len(run.expected & set(run.batch.errors))
     if on_purpose:
         line += f" ({on_purpose} on purpose: the demo asks about tickers no exchange lists)"
-    stats = run.stats
-    if stats is not None and stats.learned:
-        line += (
-            f"; KIS refused {stats.refusals} call(s) for the rate, so the pace settled at "
-            f"{stats.pace:.1f} calls/s (configured {stats.rate_limit:g}/s)"
-        )
-    return line
+    return line + learned(run.stats)
+
+
+def headline(run: Run) -> str:
+    """What starts a summary: the account, when labelled, and how the run was stopped."""
+    head = f"{run.label}: " if run.label is not None else ""
+    if run.terminated:
+        return head + "terminated: "
+    return head + ("interrupted: " if run.interrupted else "")
+
+
+def timing(run: Run) -> str:
+    """`` in 9.4 s`` and the rate, with the time spent on KIS's token rule said apart."""
+    text = f" in {run.elapsed:.1f} s"
+    waited = min(run.waited, run.elapsed)
+    if waited >= 0.05:
+        text += f", {waited:.1f} s of it waiting for KIS's one-token-a-minute rule"
+    rate = _rate(len(run.done), run.elapsed - waited, run.stats)
+    if rate is not None:
+        text += f" ({rate:.1f}/s{' while checking' if waited >= 0.05 else ''})"
+    return text
+
+
+def learned(stats: ClientStats | None) -> str:
+    """What KIS's refusals taught the pace, if anything."""
+    if stats is None or not stats.learned:
+        return ""
+    return (
+        f"; KIS refused {stats.refusals} call(s) for the rate, so the pace settled at "
+        f"{stats.pace:.1f} calls/s (configured {stats.rate_limit:g}/s)"
+    )
 
 
 class Status:
@@ -705,7 +807,7 @@ def printable(text: str, *, keep: str = "") -> str:
     return "".join(ch if ch.isprintable() or ch in keep else ascii(ch)[1:-1] for ch in text)
 
 
-def _error_record(pdno: str, error: KISError) -> dict[str, Any]:
+def error_record(pdno: str, error: KISError) -> dict[str, Any]:
     record: dict[str, Any] = {"pdno": pdno, "error": type(error).__name__, "message": error.reason}
     if isinstance(error, APIError):
         record |= {"rt_cd": error.rt_cd, "msg_cd": error.msg_cd, "status": error.status}
