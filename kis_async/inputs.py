@@ -1,7 +1,8 @@
 """What a user hands the command line: ticker lists and ``.env`` files, read as people write them.
 
 A ticker list is a plain list (one code a line, ``#`` comments), or a CSV as Korean Excel saves it
-(CP949, a header row, the codes in a column named ``종목코드`` or ``pdno``), from a file or stdin.
+(CP949, a header row, the codes in a column named ``종목코드`` or ``pdno``), from a file or stdin;
+a list of sell orders is read the same way (:func:`read_text`), by :mod:`kis_async.orders_input`.
 A ``.env`` file is parsed by python-dotenv (comments, quotes, ``export``). Every mistake is a
 :class:`UsageError`: one line, naming the file and what is wrong with it. Neither is read past
 :data:`MAX_INPUT_BYTES`, so ``--file /dev/zero`` or an endless pipe is refused, not read until
@@ -27,12 +28,12 @@ from .validate import KRX_CODE_DIGITS
 
 ENVIRONMENT = "the environment"
 """Where a variable came from when no ``--env-file`` set it."""
-_HEADER_NAMES = ("pdno", "종목코드", "종목번호", "단축코드", "ticker", "code", "symbol")
+TICKER_HEADERS = ("pdno", "종목코드", "종목번호", "단축코드", "ticker", "code", "symbol")
 """Header cells that name the ticker column of a CSV, compared lower-cased."""
 _KRX_CODE = re.compile(r"[0-9][0-9A-Z]{5}")
 """What a cell of an unnamed ticker column looks like: a KRX short code (005930, 0080G0)."""
 MAX_INPUT_BYTES = 16 * 1024 * 1024
-"""The most a ticker list or an env file may hold (16 MiB). Every KRX listing, one code a
+"""The most a ticker or order list or an env file may hold (16 MiB). Every KRX listing, one code a
 line, is under 30 KB, and a whole account exported from Excel a few hundred: a bigger input is
 not one of those, and reading it whole could take all the memory there is (``/dev/zero``)."""
 STDIN = "standard input"
@@ -137,18 +138,26 @@ def with_zeros(codes: list[str], name: str, note: Callable[[str], None]) -> list
 def read_codes(source: str, note: Callable[[str], None]) -> list[str]:
     """The tickers in a file (or stdin for ``-``): a plain list, or a CSV column, with the
     leading zeros a spreadsheet drops given back (:func:`with_zeros`)."""
+    name, text = read_text(source, note, "reading tickers from stdin, one a line; end with Ctrl-D")
+    return with_zeros(_codes(text, name, note), name, note)
+
+
+def read_text(source: str, note: Callable[[str], None], prompt: str) -> tuple[str, str]:
+    """The name messages give ``source`` and its text: a file, or stdin for ``-`` (saying
+    ``prompt`` first when a person is typing it), read within :data:`MAX_INPUT_BYTES` and
+    decoded by :func:`_decoded`. Every failure is a :class:`UsageError` naming the source."""
     name = STDIN if source == "-" else source
     try:
         if source == "-":
             if sys.stdin.isatty():
-                note("reading tickers from stdin, one a line; end with Ctrl-D")
+                note(prompt)
             data = _bounded(sys.stdin.buffer, name)
         else:
             with Path(source).open("rb") as stream:
                 data = _bounded(stream, name)
     except OSError as exc:
         raise UsageError(f"cannot read {name}: {exc.strerror}") from None
-    return with_zeros(_codes(_decoded(data, name), name, note), name, note)
+    return name, _decoded(data, name)
 
 
 def _bounded(stream: BinaryIO, name: str) -> bytes:
@@ -165,8 +174,8 @@ def _bounded(stream: BinaryIO, name: str) -> bytes:
         size += len(chunk)
     if size > MAX_INPUT_BYTES:
         raise UsageError(
-            f"{name} is larger than {MAX_INPUT_BYTES >> 20} MiB, more than any ticker list "
-            "or env file: not read"
+            f"{name} is larger than {MAX_INPUT_BYTES >> 20} MiB, more than any ticker or order "
+            "list or env file: not read"
         )
     return b"".join(chunks)
 
@@ -196,7 +205,7 @@ def _codes(text: str, name: str, note: Callable[[str], None]) -> list[str]:
     delimiter = next((d for d in (",", "\t", ";") if d in first), None)
     if delimiter is None:
         codes = [_plain_code(line.split("#", 1)[0]) for line in lines]
-        if codes[0].split(maxsplit=1)[0].lower() in _HEADER_NAMES:
+        if codes[0].split(maxsplit=1)[0].lower() in TICKER_HEADERS:
             codes = codes[1:]
         return codes
     try:
@@ -219,7 +228,7 @@ def _csv_codes(rows: list[list[str]], name: str, note: Callable[[str], None]) ->
     """The ticker column: the one its header names, else the first whose cells look like
     tickers. The zeros Excel strips (5930) are given back by :func:`read_codes`."""
     header = [cell.lower() for cell in rows[0]]
-    named = next((header.index(n) for n in _HEADER_NAMES if n in header), None)
+    named = next((header.index(n) for n in TICKER_HEADERS if n in header), None)
     if named is not None:
         codes = [row[named] for row in rows[1:] if len(row) > named and row[named]]
         if not codes:
