@@ -26,20 +26,25 @@ import os
 import signal
 import sys
 import textwrap
+import time
 import traceback
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from yarl import URL
 
-from . import __version__, inputs, render, spec
+from . import __version__, inputs, orders_input, render, sells, sellview, spec
 from . import config as cfg
+from .batch import Outcome
 from .client import DEFAULT_TOKEN_CACHE, KISClient, _DefaultTokenCache
+from .endpoints import SellableQuantity
 from .errors import ArgumentError, KISError
 from .inputs import UsageError
 from .render import Run, Setup, Status
 from .runner import Runner
+from .sells import Sell
 from .simulator import (
     DEMO_ACCOUNT,
     DEMO_APP_KEY,
@@ -121,7 +126,7 @@ def _dispatch(args: argparse.Namespace, status: Status) -> int:
         return _serve(args, status)
     if args.command == "demo":
         run = Run(asked=[])
-        return _execute(args, status, run, functools.partial(_demo, args, run, status))
+        return _execute(args, status, [run], functools.partial(_demo, args, run, status))
     return _check_command(args, status)
 
 
@@ -185,10 +190,28 @@ def _parser() -> argparse.ArgumentParser:
         "read in order",
     )
     check.add_argument(
+        "--sells",
+        metavar="PATH",
+        help="intended sell orders ('-' for stdin): a CSV with a ticker column (pdno/종목코드) "
+        "and a quantity column (qty/수량/주문수량), and an account column (account/계좌번호) "
+        "when several --account files are given; or 'code quantity' lines. Each order is "
+        "judged ok, short, not held or error; exit status 0 only when every order fits",
+    )
+    check.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="one account's .env file (its own KIS_APP_KEY, KIS_APP_SECRET, KIS_ACCOUNT); give "
+        "it again for each account: they are checked at once, each on its own appkey and budget",
+    )
+    check.add_argument(
         "--rate",
         type=_rate,
         default=float(spec.CALLS_PER_SECOND),
-        help="calls per second at most (default: %(default)g, KIS's limit for real accounts)",
+        help="calls per second at most, per account (default: %(default)g, KIS's limit for "
+        "real accounts)",
     )
 
     demo = commands.add_parser(
@@ -458,28 +481,142 @@ def _number(text: str) -> float:
 # -- what to check, and with what ------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class _Account:
+    """One account a ``check`` runs on: its run, and its client unless a set-up mistake left it
+    without one (``run.problem`` then says what it was)."""
+
+    run: Run
+    client: KISClient | None
+    number: str
+    """``12345678-01``: what a ``--sells`` row's account is matched against."""
+
+
 def _check_command(args: argparse.Namespace, status: Status) -> int:
     """Everything a user can get wrong is checked here, before any request: the variables,
-    the tickers, the client's arguments."""
+    the tickers or the orders, the client's arguments, for every account."""
+    if args.sells is not None and (args.pdnos or args.file or args.holdings):
+        raise UsageError(
+            "--sells takes its tickers from the orders: leave out PDNO, --file and --holdings"
+        )
     values, origin = inputs.environment(args.env_file, status.note)
-    settings = _settings(values)
-    pdnos = _tickers(args, status)
-    client = _client(settings, args.rate, origin)
-    setup = Setup(
+    accounts = _accounts(args, values, origin, status)
+    if args.sells is not None:
+        _give_orders(args.sells, accounts, status)
+    else:
+        pdnos = _tickers(args, status)
+        for account in accounts:
+            account.run.asked = list(pdnos)
+    flow = functools.partial(_checked, accounts, status, args)
+    return _execute(args, status, [a.run for a in accounts], flow)
+
+
+def _accounts(
+    args: argparse.Namespace, values: dict[str, str], origin: dict[str, str], status: Status
+) -> list[_Account]:
+    """The account of the environment, or one per ``--account`` file. An account file's
+    set-up mistake is that account's one line (the others still run); a file that names no
+    account, or two files naming one account or one appkey (each run would spend the appkey's
+    whole limit), stop everything here. Accounts that mask alike get their file's name too."""
+    if not args.account:
+        settings = _settings(values)
+        client = _client(settings, args.rate, origin)
+        setup = _setup(client, settings, origin)
+        return [_Account(Run(asked=[], setup=setup), client, str(client.account))]
+    accounts: list[_Account] = []
+    keys: dict[str, Path] = {}
+    numbers: dict[str, Path] = {}
+    for path in args.account:
+        own, where = inputs.account(path, values, origin, status.note)
+        try:
+            account = parse_account(own.get(cfg.ENV_ACCOUNT, ""))
+        except ValueError:
+            raise UsageError(
+                f"{path}: {cfg.ENV_ACCOUNT} must be set to the account, 12345678-01"
+            ) from None
+        if str(account) in numbers:
+            raise UsageError(
+                f"{numbers[str(account)]} and {path} name one account, {account.masked()}"
+            )
+        numbers[str(account)] = path
+        key = own.get(cfg.ENV_APP_KEY, "").strip()
+        if key and key in keys:
+            raise UsageError(
+                f"{keys[key]} and {path} give one appkey: KIS binds an appkey to one account, "
+                "and two runs on it would each spend its whole limit"
+            )
+        keys[key] = path
+        base_url = own.get(cfg.ENV_BASE_URL, spec.REAL_HOST)
+        setup = Setup(base_url, account.masked(), origin=where)
+        run = Run(asked=[], setup=setup, label=account.masked())
+        made: KISClient | None = None
+        try:
+            settings = _settings(own, path)
+            made = _client(settings, args.rate, where)
+            run.setup = _setup(made, settings, where)
+        except UsageError as exc:
+            run.problem = f"{path}: {exc}"
+        accounts.append(_Account(run, made, str(account)))
+    labels = [a.run.label for a in accounts]
+    for path, each in zip(args.account, accounts, strict=True):
+        if labels.count(each.run.label) > 1:  # masked alike: 50****56-01 twice
+            each.run.label = f"{each.run.label} ({path.name})"
+    return accounts
+
+
+def _setup(client: KISClient, settings: cfg.Settings, origin: dict[str, str]) -> Setup:
+    return Setup(
         base_url=client.base_url,
         account=client.account.masked(),
         redis_url=_shown_url(settings.options.get("redis_url")),
         origin=origin,
     )
-    run = Run(asked=pdnos, setup=setup)
-    flow = functools.partial(_checked, client, args.holdings, run, status, args)
-    return _execute(args, status, run, flow)
 
 
-def _settings(values: dict[str, str]) -> cfg.Settings:
+def _give_orders(source: str, accounts: list[_Account], status: Status) -> None:
+    """Each account its orders from ``--sells``, in file order; a row for an account no
+    ``--account`` names, or without one when several do, is refused before any request."""
+    rows = orders_input.read_sells(source, status.note)
+    name = inputs.STDIN if source == "-" else source
+    if not rows:
+        raise UsageError(f"no orders: {name} had none")
+    named = any(row.account is not None for row in rows)
+    if not named and len(accounts) > 1:
+        raise UsageError(
+            f"{name} has no account column: with {len(accounts)} --account files, each order "
+            "must name its account (a column named account or 계좌번호)"
+        )
+    by_number = {account.number: account for account in accounts}
+    strays: list[str] = []
+    for row in rows:
+        if row.account is None:
+            account = accounts[0]
+        elif (found := by_number.get(row.account)) is not None:
+            account = found
+        else:
+            strays.append(f"line {row.line} ({parse_account(row.account).masked()})")
+            continue
+        account.run.sells = [*(account.run.sells or []), Sell(row.pdno, row.qty)]
+    if strays:
+        listed = ", ".join(strays[:10]) + (
+            f" and {len(strays) - 10} more" if len(strays) > 10 else ""
+        )
+        where = "any --account file" if accounts[0].run.label else cfg.ENV_ACCOUNT
+        raise UsageError(f"{name}: {len(strays)} order(s) for an account not in {where}: {listed}")
+    for account in accounts:
+        run = account.run
+        run.sells = run.sells or []
+        run.asked = list(dict.fromkeys(sell.pdno for sell in run.sells))
+
+
+def _settings(values: dict[str, str], account_file: Path | None = None) -> cfg.Settings:
+    """The settings ``values`` make, or the :class:`UsageError` saying where to set what is
+    missing: the environment or ``--env-file``, or the ``--account`` file."""
     try:
         settings = cfg.from_environ(values)
     except cfg.MissingVariablesError as exc:
+        if account_file is not None:
+            raise UsageError(f"it does not set {', '.join(exc.names)}") from None
         raise UsageError(
             f"{exc}: set them in the environment or pass --env-file FILE "
             "(see kis-async check --help)"
@@ -555,14 +692,14 @@ def _tickers(args: argparse.Namespace, status: Status) -> list[str]:
 def _execute(
     args: argparse.Namespace,
     status: Status,
-    run: Run,
+    runs: list[Run],
     flow: Callable[[], Coroutine[Any, Any, None]],
 ) -> int:
     """Run ``flow()``, then show what it did, however it ended; return the exit status.
 
     From here to the end of the process, Ctrl-C and SIGTERM belong to a :class:`Runner` (the
     why, and how the end stays bounded, are told in :mod:`kis_async.runner`). The first one
-    marks the run interrupted (terminated, for SIGTERM) and stops the check's clock at once, so
+    marks the runs interrupted (terminated, for SIGTERM) and stops the check's clock at once, so
     ``elapsed`` is how long the check ran even if its clean-up has to be left behind. The
     flow's coroutine is made only once the handlers are in place, so a Ctrl-C during start-up
     (a ``KeyboardInterrupt``, which :func:`main` turns into status 130) leaves none unawaited.
@@ -571,8 +708,9 @@ def _execute(
     """
 
     def stopped(signum: int) -> None:
-        run.interrupted = True
-        run.terminated = signum == signal.SIGTERM
+        for run in runs:
+            run.interrupted = True
+            run.terminated = signum == signal.SIGTERM
         status.stop()
 
     with Runner(stopped) as runner:
@@ -580,39 +718,67 @@ def _execute(
             runner.run(flow())
         finally:
             status.stop()
-            run.elapsed, run.waited = status.took
-        _show(args, run, status)
-    code = _exit_status(run, runner.received)
+            if len(runs) == 1:
+                runs[0].elapsed, runs[0].waited = status.took
+        _show(args, runs, status)
+    code = _exit_status(runs, runner.received, sells=getattr(args, "sells", None) is not None)
     if not runner.settled:
         runner.exit_now(code)
     return code
 
 
-def _exit_status(run: Run, received: int | None) -> int:
-    """The status for ``run``; a signal received (by the end of the output) decides it."""
+def _exit_status(runs: list[Run], received: int | None, *, sells: bool) -> int:
+    """The status for ``runs``; a signal received (by the end of the output) decides it."""
     if received is not None:
         return EXIT_TERMINATED if received == signal.SIGTERM else EXIT_INTERRUPTED
-    if render.setup_failure(run) is not None:
+    if any(render.setup_failure(run) is not None for run in runs):
         return EXIT_USAGE
-    unexpected = set(run.batch.errors) - run.expected
-    return EXIT_FAILED if unexpected or run.failure is not None else EXIT_OK
+    if sells:
+        return EXIT_OK if sellview.all_fit(runs) else EXIT_FAILED
+    failed = any(set(run.batch.errors) - run.expected or run.failure for run in runs)
+    return EXIT_FAILED if failed else EXIT_OK
 
 
-async def _checked(
-    client: KISClient, holdings: bool, run: Run, status: Status, args: argparse.Namespace
-) -> None:
-    """``check``: the tickers asked, plus every position held with ``--holdings``. A failure
-    listing the holdings is kept in ``run.failure`` to be shown, not raised as a traceback."""
-    async with client:
-        if holdings:
-            try:
-                held = await _held(client, status)
-            except KISError as exc:
-                log.debug("listing the holdings failed", exc_info=True)
-                run.failure = exc
-                return
-            run.asked = normalize_pdnos([*run.asked, *held])
-        await _check(client, run, status, args)
+async def _checked(accounts: list[_Account], status: Status, args: argparse.Namespace) -> None:
+    """``check``, on every account at once (each its own client: its own token and budget):
+    the tickers asked or the orders' tickers, plus every position held with ``--holdings``. A
+    failure listing an account's holdings is kept in its ``run.failure`` to be shown."""
+    live = [(a.client, a.run) for a in accounts if a.client is not None]
+    async with contextlib.AsyncExitStack() as stack:
+        for client, _ in live:
+            await stack.enter_async_context(client)
+        if args.holdings:
+            await _together(_add_holdings(client, run, status) for client, run in live)
+        ready = [(client, run) for client, run in live if run.failure is None]
+        status.start(sum(len(run.asked) for _, run in ready), args.rate * max(1, len(ready)))
+        timed = len(accounts) > 1
+        try:
+            await _together(_check(client, run, status, args, timed=timed) for client, run in ready)
+        finally:
+            status.stop()
+
+
+async def _together(flows: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run ``flows`` at once; the first to raise stops the others, and its exception is raised
+    as it is (a ``BrokenPipeError`` must reach :func:`main` as one, not in an
+    ``ExceptionGroup`` as ``asyncio.TaskGroup`` would wrap it)."""
+    tasks = [asyncio.ensure_future(flow) for flow in flows]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _add_holdings(client: KISClient, run: Run, status: Status) -> None:
+    try:
+        held = await _held(client, status, run.label)
+    except KISError as exc:
+        log.debug("listing the holdings failed", exc_info=True)
+        run.failure = exc
+        return
+    run.asked = normalize_pdnos([*run.asked, *held])
 
 
 async def _demo(args: argparse.Namespace, run: Run, status: Status) -> None:
@@ -636,41 +802,61 @@ async def _demo(args: argparse.Namespace, run: Run, status: Status) -> None:
         async with client:
             run.asked = normalize_pdnos(await _held(client, status))
             run.expected = UNKNOWN_TICKERS & set(run.asked)
-            await _check(client, run, status, args)
+            status.start(len(run.asked), args.rate)
+            try:
+                await _check(client, run, status, args)
+            finally:
+                status.stop()
         status.note(
             f"simulator saw {sim.stats.calls} calls, {sim.stats.rejected} rejected, at most "
             f"{sim.stats.max_window} in any 1 s window; {sim.stats.token_issuances} token issued"
         )
 
 
-async def _held(client: KISClient, status: Status) -> list[str]:
+async def _held(client: KISClient, status: Status, label: str | None = None) -> list[str]:
     held = await client.held_tickers()
-    status.note(f"holdings: {len(held)} positions held; checking them")
+    status.note(
+        f"{f'{label}: ' if label else ''}holdings: {len(held)} positions held; checking them"
+    )
     return held
 
 
-async def _check(client: KISClient, run: Run, status: Status, args: argparse.Namespace) -> None:
+async def _check(
+    client: KISClient, run: Run, status: Status, args: argparse.Namespace, *, timed: bool = False
+) -> None:
     """Check ``run.asked``, filing each outcome as it completes (and printing it, for
-    ``--json-lines``). The bar's clock (:attr:`Status.took`) times it, with the time spent
-    waiting on KIS's token rule kept apart from the pace.
+    ``--json-lines``), one step of the bar each. The bar's clock (:attr:`Status.took`) times a
+    run of one account, with the time spent waiting on KIS's token rule kept apart from the
+    pace; with ``timed``, the run keeps its own time (several accounts share the bar).
 
     A set-up mistake before any ticker succeeded stops the check there: the rest would fail
     the same way, and some of them slowly (an unreachable Redis is ridden out for seconds per
     call, one call at a time)."""
-    status.start(len(run.asked), args.rate)
+    started = time.perf_counter()
     outcomes = client.iter_sellable(run.asked)
     try:
         async for outcome in outcomes:
             run.batch.add(outcome)
+            if run.sells is not None and outcome.error is None:
+                run.answered_at[outcome.pdno] = sells.answered_now(client.clock)
             if args.json_lines:
-                status.out(render.json_line(outcome) + "\n", sys.stdout)
+                status.out(_json_lines(run, outcome), sys.stdout)
             status.step()
             if _hopeless(run, outcome.error):
                 break
     finally:
-        status.stop()
+        if timed:
+            run.elapsed = time.perf_counter() - started
         run.stats = client.stats
         await outcomes.aclose()
+
+
+def _json_lines(run: Run, outcome: Outcome[SellableQuantity]) -> str:
+    """What ``--json-lines`` prints once ``outcome`` is in: the ticker's line, or one line for
+    each of its orders (``--sells``)."""
+    if run.sells is not None:
+        return sellview.json_lines(run, outcome.pdno)
+    return render.json_line(outcome, account=run.label) + "\n"
 
 
 def _hopeless(run: Run, error: KISError | None) -> bool:
@@ -680,22 +866,34 @@ def _hopeless(run: Run, error: KISError | None) -> bool:
     return render.setup_problem(error, run.setup) is not None
 
 
-def _show(args: argparse.Namespace, run: Run, status: Status) -> None:
-    """The results on stdout, then on stderr the one set-up line, or the summary."""
+def _show(args: argparse.Namespace, runs: list[Run], status: Status) -> None:
+    """The results on stdout, then on stderr each account's set-up line, or its summary."""
+    selling = getattr(args, "sells", None) is not None
+    several = len(runs) > 1 or runs[0].label is not None
     if args.json:
-        status.out(render.json_document(run) + "\n", sys.stdout)
-    elif args.csv:
-        status.out(render.csv_text(run), sys.stdout)
-    elif args.csv_excel:
-        _utf8_stdout()
-        status.out(render.csv_text(run, bom=True), sys.stdout)
+        text = (
+            sellview.json_document(runs)
+            if selling
+            else render.json_accounts(runs)
+            if several
+            else render.json_document(runs[0])
+        )
+        status.out(text + "\n", sys.stdout)
+    elif args.csv or args.csv_excel:
+        if args.csv_excel:
+            _utf8_stdout()
+        bom = bool(args.csv_excel)
+        text = sellview.csv_text(runs, bom=bom) if selling else render.csv_accounts(runs, bom=bom)
+        status.out(text, sys.stdout)
     elif not args.json_lines:
-        status.out(render.table(run), sys.stdout)
-    stopped = render.stopped(run)
-    if stopped is not None:
-        status.line(f"kis-async: error: {stopped}")
-    else:
-        status.note(render.summary(run))
+        status.out(sellview.table(runs) if selling else render.tables(runs), sys.stdout)
+    for run in runs:
+        stopped = render.stopped(run)
+        if stopped is not None:
+            where = f"{run.label}: " if run.label is not None and run.problem is None else ""
+            status.line(f"kis-async: error: {where}{stopped}")
+        else:
+            status.note(sellview.summary(run) if selling else render.summary(run))
 
 
 # -- the simulator server --------------------------------------------------------------------------

@@ -18,7 +18,6 @@ import math
 from asyncio import AbstractEventLoop, get_running_loop
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
@@ -410,7 +409,7 @@ class KISClient:
     async def _answered(self, pdno: str) -> Answered:
         """One ticker of :meth:`check_sells`: its answer, and when it came."""
         quantity = await self._sellable(_SELLABLE_BULK, pdno)
-        return Answered(quantity, datetime.fromtimestamp(self.clock.time(), spec.KST))
+        return Answered(quantity, sells.answered_now(self.clock))
 
     @overload
     async def get(

@@ -35,13 +35,12 @@ from typing import NamedTuple
 from .errors import ArgumentError
 from .inputs import TICKER_HEADERS, UsageError, read_text, with_zeros
 from .numbers import Kind
+from .spec import QUANTITY_DIGITS
 from .validate import normalize_pdno, parse_account, shown
 
 _QUANTITY_HEADERS = ("qty", "quantity", "수량", "주문수량")
 _ACCOUNT_HEADERS = ("account", "계좌번호", "계좌")
 _ALL_HEADERS = frozenset(TICKER_HEADERS + _QUANTITY_HEADERS + _ACCOUNT_HEADERS)
-_QUANTITY_DIGITS = 19
-"""The widest quantity KIS has (``hldg_qty``, ``cblc_qty``): a longer one is a slip, no order."""
 _SHOWN_BAD_ROWS = 10
 _PLAIN_FIELD = re.compile(r'"[^"]*"|[^\s,"]+|"')
 """A plain-list field: a quoted cell (Excel's ``"1,000"``), a run of anything but blanks,
@@ -243,9 +242,9 @@ def _quantity(cell: str) -> int:
     if Kind.QUANTITY.grammar.fullmatch(cell) is None:
         raise ValueError(f"quantity {shown(cell)} is not a whole number of shares")
     digits = cell.replace(",", "").lstrip("0")
-    if len(digits) > _QUANTITY_DIGITS:
+    if len(digits) > QUANTITY_DIGITS:
         raise ValueError(
-            f"quantity {shown(cell)} has more than {_QUANTITY_DIGITS} digits, more than any "
+            f"quantity {shown(cell)} has more than {QUANTITY_DIGITS} digits, more than any "
             "KIS quantity"
         )
     if not digits:

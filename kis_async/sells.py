@@ -31,9 +31,10 @@ from datetime import datetime
 from typing import Literal, TypeAlias
 
 from . import validate
+from .clock import Clock
 from .endpoints import SellableQuantity
 from .errors import ArgumentError, KISError
-from .spec import QUANTITY_DIGITS
+from .spec import KST, QUANTITY_DIGITS
 
 Verdict: TypeAlias = Literal["ok", "short", "not_held", "error"]
 """What became of one order: :data:`SellCheck`'s ``verdict``."""
@@ -249,6 +250,11 @@ def judge(sells: Sequence[Sell], answers: Mapping[str, Answered | KISError]) -> 
             shortfall = min(sell.qty, total - q.ord_psbl_qty)
             checks.append(SellShort(sell.pdno, sell.qty, *numbers, shortfall=shortfall))
     return checks
+
+
+def answered_now(clock: Clock) -> datetime:
+    """When an answer came, on ``clock``: the moment a verdict is as of (KST, KIS's zone)."""
+    return datetime.fromtimestamp(clock.time(), KST)
 
 
 def _checked_qty(qty: object) -> int:

@@ -30,7 +30,7 @@ from .render import (
 )
 from .sells import Answered, SellCheck, judge
 
-_COLUMNS = ("ticker", "name", "sell", "sellable", "held", "sold today", "verdict", "short")
+_COLUMNS = ("ticker", "name", "verdict", "sell", "short", "sellable", "held", "sold today")
 _CSV_FIELDS = (
     "account",
     "pdno",
@@ -82,23 +82,23 @@ def table(runs: list[Run]) -> str:
     out = io.StringIO()
     if rows:
         header = [*(["account"] if labelled else []), *_COLUMNS]
-        out.write(aligned([header, *rows], text_columns=2 + labelled))
+        out.write(aligned([header, *rows], text_columns=3 + labelled))
     out.write(failures(shown))
     return out.getvalue().lstrip("\n")
 
 
 def _row(check: SellCheck) -> list[str]:
     if check.verdict == "error":
-        return [check.pdno, "", f"{check.qty:,}", "", "", "", "error", ""]
+        return [check.pdno, "", "error", f"{check.qty:,}", "", "", "", ""]
     return [
         check.pdno,
         printable(check.answer.prdt_name),
+        _SHOWN[check.verdict],
         f"{check.qty:,}",
+        f"{check.shortfall:,}" if check.shortfall else "",
         f"{check.ord_psbl_qty:,}",
         f"{check.cblc_qty:,}",
         f"{check.sll_qty:,}",
-        _SHOWN[check.verdict],
-        f"{check.shortfall:,}" if check.shortfall else "",
     ]
 
 
