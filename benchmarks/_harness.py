@@ -16,7 +16,20 @@ from typing import Any
 from kis_async import KISClient
 from kis_async.simulator import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_SECRET
 
-CREDENTIALS = (DEMO_APP_KEY, DEMO_APP_SECRET, DEMO_ACCOUNT)
+Credentials = tuple[str, str, str]
+"""An appkey, its secret and the account it is bound to."""
+CREDENTIALS: Credentials = (DEMO_APP_KEY, DEMO_APP_SECRET, DEMO_ACCOUNT)
+
+
+def account_settings(count: int) -> list[Credentials]:
+    """The settings of the ``count`` accounts ``simulator(accounts=count)`` serves: the demo's,
+    then :func:`~kis_async.simulator.demo_accounts` (deterministic, as the simulator makes them).
+
+    Imported here, not above: ``instructions.py`` runs this module against older revisions."""
+    from kis_async.simulator import demo_accounts
+
+    more = [(a.app_key, a.app_secret, a.account) for a in demo_accounts(count - 1)]
+    return [CREDENTIALS, *more]
 
 
 def free_port() -> int:
@@ -27,15 +40,18 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def simulator(rate: int, latency: float = 0.0, jitter: float = 0.0) -> Iterator[str]:
+def simulator(
+    rate: int, latency: float = 0.0, jitter: float = 0.0, accounts: int = 1
+) -> Iterator[str]:
     """Run ``kis-async simulator`` in a subprocess; yield its URL.
 
     ``latency`` ± ``jitter`` applies both ways: on the request, before the gateway counts the
-    call, and on the answer.
+    call, and on the answer. It serves ``accounts`` appkeys, each bound to its own account with
+    its own limit of ``rate``: their settings are :func:`account_settings`.
     """
     port = free_port()
     args = [
-        *("--port", str(port), "--rate", str(rate)),
+        *("--port", str(port), "--rate", str(rate), "--accounts", str(accounts)),
         *("--latency", str(latency), "--jitter", str(jitter)),
         *("--request-latency", str(latency), "--request-jitter", str(jitter)),
     ]
@@ -83,9 +99,11 @@ def stats(url: str) -> dict[str, Any]:
         return result
 
 
-def client(url: str, rate: float, **options: Any) -> KISClient:
+def client(
+    url: str, rate: float, credentials: Credentials = CREDENTIALS, **options: Any
+) -> KISClient:
     options.setdefault("token_cache", None)
-    return KISClient(*CREDENTIALS, base_url=url, rate_limit=rate, **options)
+    return KISClient(*credentials, base_url=url, rate_limit=rate, **options)
 
 
 def codes(count: int) -> list[str]:
