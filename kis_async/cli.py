@@ -772,8 +772,9 @@ async def _together(flows: Iterable[Coroutine[Any, Any, None]]) -> None:
 
 
 async def _add_holdings(client: KISClient, run: Run, status: Status) -> None:
+    render.ACCOUNT.set(run.label)
     try:
-        held = await _held(client, status, run.label)
+        held = await _held(client, status)
     except KISError as exc:
         log.debug("listing the holdings failed", exc_info=True)
         run.failure = exc
@@ -813,11 +814,9 @@ async def _demo(args: argparse.Namespace, run: Run, status: Status) -> None:
         )
 
 
-async def _held(client: KISClient, status: Status, label: str | None = None) -> list[str]:
+async def _held(client: KISClient, status: Status) -> list[str]:
     held = await client.held_tickers()
-    status.note(
-        f"{f'{label}: ' if label else ''}holdings: {len(held)} positions held; checking them"
-    )
+    status.note(render.labelled(f"holdings: {len(held)} positions held; checking them"))
     return held
 
 
@@ -832,6 +831,8 @@ async def _check(
     A set-up mistake before any ticker succeeded stops the check there: the rest would fail
     the same way, and some of them slowly (an unreachable Redis is ridden out for seconds per
     call, one call at a time)."""
+    if timed:
+        render.ACCOUNT.set(run.label)
     started = time.perf_counter()
     outcomes = client.iter_sellable(run.asked)
     try:
@@ -846,7 +847,9 @@ async def _check(
                 break
     finally:
         if timed:
-            run.elapsed = time.perf_counter() - started
+            ended = time.perf_counter()
+            run.elapsed = ended - started
+            run.waited = status.waited(run.label, started, ended)
         run.stats = client.stats
         await outcomes.aclose()
 

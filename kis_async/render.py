@@ -23,6 +23,7 @@ import os
 import time
 import unicodedata
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -599,8 +600,9 @@ class Status:
         self.stream = stream
         self.live = live and not quiet
         self.quiet = quiet
-        self._waits: list[tuple[float, float]] = []
-        """The waits on KIS's token rule: when each was announced, and for how many seconds."""
+        self._waits: list[tuple[float, float, str | None]] = []
+        """The waits on KIS's token rule: when each was announced, for how many seconds, and
+        the account (:data:`ACCOUNT`) whose client waited."""
         self._shown = 0
         self._stage = ""
         self._total: int | None = None
@@ -660,9 +662,14 @@ class Status:
             self._progress = Progress(total, self._start, every=every, ceiling=rate)
         self._draw()
 
-    def wait(self, seconds: float) -> None:
-        """A wait on KIS's token rule, of ``seconds``, starts now."""
-        self._waits.append((time.perf_counter(), seconds))
+    def wait(self, seconds: float, account: str | None = None) -> None:
+        """A wait on KIS's token rule, of ``seconds``, starts now (for ``account``'s client)."""
+        self._waits.append((time.perf_counter(), seconds, account))
+
+    def waited(self, account: str | None, start: float, end: float) -> float:
+        """Seconds of ``start``..``end`` (``time.perf_counter``) ``account``'s client spent
+        waiting on KIS's token rule."""
+        return _spent([(t, s) for t, s, a in self._waits if a == account], start, end)
 
     def step(self) -> None:
         self._done += 1
@@ -678,7 +685,7 @@ class Status:
         first call after :meth:`start` sets :attr:`took`."""
         if self._total is not None:
             start, end = self._start, time.perf_counter()
-            self.took = (end - start, _spent(self._waits, start, end))
+            self.took = (end - start, _spent([(t, s) for t, s, _ in self._waits], start, end))
         self._clear()
         self._total = None
         self._progress = None
@@ -739,6 +746,18 @@ def _progress_every() -> float:
     return value if value > 0 else PROGRESS_EVERY_S
 
 
+ACCOUNT: ContextVar[str | None] = ContextVar("kis_async_cli_account", default=None)
+"""The account (its label) whose work the current task does, when a run checks several: set by
+each account's task, and inherited by the tasks it starts (its client's calls), so a log line or
+a token wait from deep in the library is told apart by account without the library knowing."""
+
+
+def labelled(text: str) -> str:
+    """``text`` after the current task's account (:data:`ACCOUNT`), if it has one."""
+    account = ACCOUNT.get()
+    return text if account is None else f"{account}: {text}"
+
+
 class OneLineFormatter(logging.Formatter):
     """``LEVEL logger: message``, a record always one line: a CR or LF in the message (a
     server's ``msg1`` with a newline in it), or a traceback's, shown as ``\\r``/``\\n``, so
@@ -762,7 +781,7 @@ class LogLines(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.status.line(printable(self.format(record)))
+            self.status.line(labelled(printable(self.format(record))))
         except Exception:
             self.handleError(record)
 
@@ -781,10 +800,10 @@ class ProgressLog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            text = printable(record.getMessage())
+            text = labelled(printable(record.getMessage()))
             wait = float(getattr(record, "wait_s", 0.0))
             if wait:
-                self.status.wait(wait)
+                self.status.wait(wait, ACCOUNT.get())
             if getattr(record, "stage", None) is not None:
                 self.status.stage(text)
             else:

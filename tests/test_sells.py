@@ -7,6 +7,8 @@ The verdict rules are tested directly on answers written out by hand in the shap
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -26,7 +28,18 @@ from kis_async import (
 )
 from kis_async.models import decode_sellable, pick_sellable
 from kis_async.sells import MAX_QTY, Answered, judge, orders
-from kis_async.simulator import HOSTILE, ORDINARY, REFUSALS, Fault, Holding, Simulator
+from kis_async.simulator import (
+    DEMO_ACCOUNT,
+    DEMO_APP_KEY,
+    DEMO_APP_SECRET,
+    HOSTILE,
+    ORDINARY,
+    REFUSALS,
+    Fault,
+    Holding,
+    Simulator,
+    demo_accounts,
+)
 from kis_async.spec import KST
 
 from .conftest import ClientFactory, retries
@@ -384,11 +397,47 @@ async def test_an_advisory_check_states_when_it_was_answered_on_the_clients_cloc
             return 1_800_000_000.0
 
         async def sleep(self, seconds: float) -> None:
-            import asyncio
-
             await asyncio.sleep(seconds)
 
     async with make_client(base_url=held_sim.url, clock=Clock()) as kis:
         (check,) = await kis.check_sells([("035420", 1)])
     assert check.answered_at == datetime.fromtimestamp(1_800_000_000.0, KST)
     assert check.answered_at is not None and check.answered_at.tzinfo is KST
+
+
+# -- many accounts in one event loop -----------------------------------------------------------
+
+
+async def test_three_accounts_in_one_loop_each_on_its_own_appkey_at_once(
+    config: Any, make_client: ClientFactory
+) -> None:
+    """The README's pattern: one client per account (KIS binds an appkey to one), all open in
+    one event loop, their checks gathered. Each appkey paces alone, so the three overlap."""
+    config.accounts = demo_accounts(2)
+    config.rate_limit = 20
+    async with Simulator(config, PORTFOLIO) as sim:
+        credentials = [(DEMO_APP_KEY, DEMO_APP_SECRET, DEMO_ACCOUNT)] + [
+            (a.app_key, a.app_secret, a.account) for a in config.accounts
+        ]
+        clients = [
+            make_client(base_url=sim.url, app_key=k, app_secret=s, account=a, rate_limit=20)
+            for k, s, a in credentials
+        ]
+        orders_by_account = {
+            str(kis.account): [(f"{100000 + i:06d}", 1) for i in range(n, n + 8)] + [("005930", 81)]
+            for n, kis in zip((0, 10, 20), clients, strict=True)
+        }
+        async with contextlib.AsyncExitStack() as stack:
+            for kis in clients:
+                await stack.enter_async_context(kis)
+            results = await asyncio.gather(
+                *(kis.check_sells(orders_by_account[str(kis.account)]) for kis in clients)
+            )
+    for checks in results:
+        assert [c.verdict for c in checks] == ["not_held"] * 8 + ["short"]
+    arrivals = sim.stats.arrivals_by_app_key
+    keys = [k for k, _, _ in credentials]
+    assert sorted(arrivals) == sorted(keys) and all(len(arrivals[k]) == 9 for k in keys)
+    assert max(min(arrivals[k]) for k in keys) < min(max(arrivals[k]) for k in keys)
+    assert sim.stats.max_window <= 20 and sim.stats.rejected == 0
+    assert sim.stats.token_issuances == 3
