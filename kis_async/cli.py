@@ -381,6 +381,14 @@ def _simulator_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="how many appkeys to serve, each bound to its own account with its own limit "
         "(default: %(default)s); the settings of each are printed",
     )
+    sim.add_argument(
+        "--env-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="once listening, write DIR/account1.env, account2.env... (one per account, its "
+        "settings and this URL): the files kis-async check --account reads",
+    )
     sim.add_argument("--seed", type=int, default=None, help="seed for jitter and faults")
 
 
@@ -938,6 +946,12 @@ def _serve(args: argparse.Namespace, status: Status) -> int:
                     f"  account {number}: {cfg.ENV_APP_KEY}={extra.app_key} "
                     f"{cfg.ENV_APP_SECRET}={extra.app_secret} {cfg.ENV_ACCOUNT}={extra.account}"
                 )
+            if args.env_dir is not None:
+                try:
+                    written = sim.write_env_files(args.env_dir)
+                except OSError as exc:
+                    raise UsageError(f"cannot write {args.env_dir}: {exc.strerror}") from None
+                status.note(f"  account settings in {', '.join(map(str, written))}")
             await stop.wait()
 
     try:

@@ -198,6 +198,8 @@ def summary(run: Run) -> str:
     """The run's one line for stderr: the orders judged, how long the tickers took, and how
     many orders fit, fall short, are not held or could not be checked."""
     counts = summary_record(run)
+    if not counts["orders"] and not run.interrupted:
+        return f"{headline(run)}no orders for this account"
     line = (
         f"{headline(run)}{counts['checked']} of {counts['orders']} orders judged, "
         f"{len(run.done)} of {len(run.asked)} tickers checked{timing(run)}: "

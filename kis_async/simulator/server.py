@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import secrets
 import time
@@ -46,12 +47,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any, Final, Literal
 
 import msgspec
 from aiohttp import web
 
+from .. import config as cfg
 from .. import corporate, spec
 from ..endpoints import BALANCE, PRICE, SELLABLE
 from . import hostile
@@ -496,6 +499,27 @@ class Simulator:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    def write_env_files(self, folder: Path) -> list[Path]:
+        """One ``.env`` file per account served (``account1.env`` is the demo's), each with its
+        credentials and this simulator's URL: what ``kis-async check --account FILE`` reads.
+        Owner-only, as files holding an appsecret should be, though these hold the demo's."""
+        config = self.config
+        served = (SimAccount(config.app_key, config.app_secret, config.account), *config.accounts)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        written = []
+        for number, account in enumerate(served, 1):
+            path = folder / f"account{number}.env"
+            text = (
+                f"{cfg.ENV_APP_KEY}={account.app_key}\n{cfg.ENV_APP_SECRET}={account.app_secret}\n"
+                f"{cfg.ENV_ACCOUNT}={account.account}\n{cfg.ENV_BASE_URL}={self.url}\n"
+            )
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as stream:
+                os.fchmod(stream.fileno(), 0o600)
+                stream.write(text)
+            written.append(path)
+        return written
 
     # -- knobs ------------------------------------------------------------------------------------
 
