@@ -59,8 +59,9 @@ from .validate import normalize_pdnos, parse_account
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_BUG, EXIT_INTERRUPTED, EXIT_PIPE, EXIT_TERMINATED = 70, 130, 141, 143
 EXIT_STATUSES = {
-    EXIT_OK: "every ticker checked (the demo: it ran as designed)",
-    EXIT_FAILED: "some tickers failed, or KIS answered in a way that could not be used",
+    EXIT_OK: "every ticker checked; with --sells, every order fits (the demo: it ran as designed)",
+    EXIT_FAILED: "some tickers failed, or KIS answered in a way that could not be used; with "
+    "--sells, some order is short, not held or could not be checked",
     EXIT_USAGE: "usage or set-up error, in one line naming what to fix",
     EXIT_BUG: "a bug in kis-async: please report it (-vv shows the traceback)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C); what was done so far is still printed",
