@@ -73,9 +73,8 @@ class Answered:
 
 
 @dataclass(frozen=True, slots=True)
-class SellFits:
-    """The order fits: ``qty`` and every earlier order for the ticker are within
-    ``ord_psbl_qty``."""
+class _Judged:
+    """What every verdict on an answered ticker carries: the order and KIS's numbers."""
 
     pdno: str
     qty: int
@@ -92,8 +91,15 @@ class SellFits:
     """When KIS's answer came (the client's clock, KST): the verdict is as of then."""
     answer: SellableQuantity
     """KIS's whole answer for the ticker (its name, prices...)."""
-    verdict: Literal["ok"] = "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class SellFits(_Judged):
+    """The order fits: ``qty`` and every earlier order for the ticker are within
+    ``ord_psbl_qty``."""
+
     shortfall: Literal[0] = 0
+    verdict: Literal["ok"] = "ok"
     error: None = None
 
     @property
@@ -106,19 +112,11 @@ class SellFits:
 
 
 @dataclass(frozen=True, slots=True)
-class SellShort:
+class SellShort(_Judged):
     """The order asks more than is left once every earlier order for the ticker is counted:
     ``shortfall`` shares more (at least 1, at most ``qty``). Some shares are held or sellable;
     else the verdict is :class:`SellNotHeld`."""
 
-    pdno: str
-    qty: int
-    ord_psbl_qty: int
-    cblc_qty: int
-    sll_qty: int
-    asked_before: int
-    answered_at: datetime
-    answer: SellableQuantity
     shortfall: int
     """``min(qty, asked_before + qty - ord_psbl_qty)``."""
     verdict: Literal["short"] = "short"
@@ -134,18 +132,10 @@ class SellShort:
 
 
 @dataclass(frozen=True, slots=True)
-class SellNotHeld:
+class SellNotHeld(_Judged):
     """KIS answered that none of the ticker is held (``cblc_qty`` 0) and none can be sold
     (``ord_psbl_qty`` 0): the whole order is short."""
 
-    pdno: str
-    qty: int
-    ord_psbl_qty: int
-    cblc_qty: int
-    sll_qty: int
-    asked_before: int
-    answered_at: datetime
-    answer: SellableQuantity
     shortfall: int
     """The whole order: ``qty``."""
     verdict: Literal["not_held"] = "not_held"
@@ -270,7 +260,7 @@ def _checked_qty(qty: object) -> int:
     return qty
 
 
-def _row(check: SellFits | SellShort | SellNotHeld, said: str) -> str:
+def _row(check: _Judged, said: str) -> str:
     """One line a person reads: the order, KIS's numbers, the verdict."""
     return (
         f"{check.pdno:<8} sell {check.qty:>9,}  sellable {check.ord_psbl_qty:>9,}  "
