@@ -394,13 +394,7 @@ def _simulator_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def _account_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of accounts") from None
-    if not 1 <= value <= MAX_SIMULATED_ACCOUNTS:
-        raise argparse.ArgumentTypeError(f"{text!r}: from 1 to {MAX_SIMULATED_ACCOUNTS} accounts")
-    return value
+    return _whole(text, 1, MAX_SIMULATED_ACCOUNTS, "accounts")
 
 
 def _chance(text: str) -> float:
@@ -449,12 +443,17 @@ def _rate(text: str) -> float:
 
 def _calls(text: str) -> int:
     """The simulator's limit: whole calls per second, at least one."""
+    return _whole(text, 1, 1_000_000, "calls per second")
+
+
+def _whole(text: str, low: int, high: int, what: str) -> int:
+    """A whole number from ``low`` to ``high``, or an error saying it is ``what``."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of calls per second") from None
-    if not 1 <= value <= 1_000_000:
-        raise argparse.ArgumentTypeError(f"{text!r}: calls per second, from 1 to 1000000")
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number ({what})") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{text!r}: {what}, from {low} to {high}")
     return value
 
 
@@ -467,13 +466,7 @@ def _seconds(text: str) -> float:
 
 
 def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r}: a port number, 0 to 65535")
-    return value
+    return _whole(text, 0, 65535, "a port number")
 
 
 def _number(text: str) -> float:
