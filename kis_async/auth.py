@@ -28,7 +28,7 @@ import re
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 import msgspec
 
@@ -39,6 +39,9 @@ from .models import TokenAnswer, decode_token, read_answer
 from .retry import Backoff, RetryPolicy
 from .verdict import Ok, Retry, classify, parse_retry_after
 from .wire import Closed, Wire
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 progress = logging.getLogger(config.PROGRESS_LOGGER)
@@ -276,8 +279,11 @@ class TokenManager:
         revoke: Callable[[str], Awaitable[object]] | None = None,
         issue_interval: float = spec.TOKEN_ISSUE_INTERVAL,
         clock: Clock = SYSTEM_CLOCK,
+        metrics: Metrics | None = None,
     ) -> None:
+        """``metrics`` hears of every issuance (:mod:`kis_async.metrics`)."""
         self._issue = issue
+        self._metrics = metrics
         self._revoke = revoke
         self._store = store
         self._interval = issue_interval
@@ -426,6 +432,8 @@ class TokenManager:
         progress.info("asking KIS for an access token", extra={"stage": "token"})
         token = await self._issue()
         self.issued += 1
+        if self._metrics is not None:
+            self._metrics.token_issued()
         self._failure = None
         self._last_issued = token.issued_at
         return token

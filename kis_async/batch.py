@@ -9,6 +9,9 @@ Each ticker's error is its own copy, with the ticker set, and carries no traceba
 cause: those would keep the request's frames (its headers, the token) alive for as long as the
 caller keeps the batch. An exception that is not a :class:`KISError` (a bug, or a fault nothing
 anticipated) is contained the same way, as that ticker's error, and logged.
+
+A :class:`Progress`, if given, hears how far a batch has got: every ticker as pending when the
+batch starts, each one as it ends, and the ones never done when it is closed or cancelled.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import copy
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Literal, TypeAlias, TypeVar
+from typing import Generic, Literal, Protocol, TypeAlias, TypeVar
 
 from .errors import KISError
 
@@ -87,8 +90,21 @@ class Batch(Generic[T]):
         return len(self.results) + len(self.errors)
 
 
+class Progress(Protocol):
+    """Who hears how far a batch has got (:class:`~kis_async.metrics.Metrics`)."""
+
+    def pending(self, tickers: int) -> None:
+        """``tickers`` joined the batch; negative, they left it undone (closed, cancelled)."""
+
+    def done(self, error: KISError | None) -> None:
+        """One ticker ended: answered (``None``), or failed with ``error``."""
+
+
 async def stream(
-    pdnos: Sequence[str], fetch: Callable[[str], Awaitable[T]], concurrency: int
+    pdnos: Sequence[str],
+    fetch: Callable[[str], Awaitable[T]],
+    concurrency: int,
+    progress: Progress | None = None,
 ) -> AsyncGenerator[Outcome[T], None]:
     """Yield one :data:`Outcome` per ticker in completion order.
 
@@ -97,26 +113,38 @@ async def stream(
     """
     queue: asyncio.Queue[Outcome[T]] = asyncio.Queue(maxsize=max(1, concurrency))
     pending = iter(pdnos)
+    ended = 0
 
     async def work() -> None:
+        nonlocal ended
         for pdno in pending:
             outcome: Outcome[T]
             try:
                 outcome = Succeeded(pdno, await fetch(pdno))
             except Exception as exc:
                 outcome = Failed(pdno, _error_of(exc, pdno))
+            if progress is not None:
+                ended += 1
+                progress.done(outcome.error)
             await queue.put(outcome)
 
+    if progress is not None:
+        progress.pending(len(pdnos))
     workers = [asyncio.create_task(work()) for _ in range(min(concurrency, len(pdnos)))]
     try:
         for _ in range(len(pdnos)):
             yield await queue.get()
     finally:
         await _stop(workers)
+        if progress is not None and ended < len(pdnos):
+            progress.pending(ended - len(pdnos))
 
 
 async def collect(
-    pdnos: Sequence[str], fetch: Callable[[str], Awaitable[T]], concurrency: int
+    pdnos: Sequence[str],
+    fetch: Callable[[str], Awaitable[T]],
+    concurrency: int,
+    progress: Progress | None = None,
 ) -> Batch[T]:
     """Run the whole batch and return it with both dicts in input order.
 
@@ -132,13 +160,23 @@ async def collect(
             try:
                 results[pdno] = await fetch(pdno)
             except Exception as exc:
-                errors[pdno] = _error_of(exc, pdno)
+                error = errors[pdno] = _error_of(exc, pdno)
+                if progress is not None:
+                    progress.done(error)
+            else:
+                if progress is not None:
+                    progress.done(None)
 
+    if progress is not None:
+        progress.pending(len(pdnos))
     workers = [asyncio.create_task(work()) for _ in range(min(concurrency, len(pdnos)))]
     try:
         await asyncio.gather(*workers)
     finally:
         await _stop(workers)
+        ended = len(results) + len(errors)
+        if progress is not None and ended < len(pdnos):
+            progress.pending(ended - len(pdnos))
     ordered: Batch[T] = Batch()
     for pdno in pdnos:
         if pdno in results:

@@ -37,6 +37,7 @@ from .errors import (
     WrongLoopError,
 )
 from .ledger import Ledger
+from .metrics import Metrics, checked_meter_provider
 from .models import (
     decode_as,
     decode_continuation,
@@ -54,6 +55,8 @@ from .transport import Response, Transport
 from .wire import Wire
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+
     from .redis_backend import Shared
 
 log = logging.getLogger(__name__)
@@ -147,6 +150,10 @@ class KISClient:
     :param clock: where every part of the client reads the time and waits: pacing, retries'
         backoff, token expiry and issuance (a :class:`~kis_async.Clock`; the system's by
         default). A test may pass one of its own.
+    :param meter_provider: report metrics to this OpenTelemetry ``MeterProvider``
+        (``opentelemetry.metrics.get_meter_provider()`` for the global one; needs the ``otel``
+        extra): the instruments are in :mod:`kis_async.metrics` and the README's *Metrics*.
+        ``None``, the default, reports nothing and imports nothing of OpenTelemetry.
     """
 
     def __init__(
@@ -168,6 +175,7 @@ class KISClient:
         redis_url: str | None = None,
         redis_fail_open: bool = False,
         clock: Clock | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self._app_key = validate.checked_key("app_key", app_key, max_length=spec.APP_KEY_MAX_LENGTH)
         self._app_secret = validate.checked_key(
@@ -203,6 +211,8 @@ class KISClient:
         self._redis_fail_open = redis_fail_open
         self.clock = SYSTEM_CLOCK if clock is None else checked_clock(clock)
         """The clock every part of this client reads and waits on."""
+        self._meter_provider = checked_meter_provider(meter_provider)
+        self._metrics: Metrics | None = None
         self._wire: Wire | None = None
         self._shared: Shared | None = None
         self._tokens: TokenManager | None = None
@@ -270,6 +280,14 @@ class KISClient:
                 margin=self.pace_margin,
                 now=self.clock.monotonic,
             )
+        if self._meter_provider is not None:
+            self._metrics = Metrics(
+                self._meter_provider,
+                app_key=self._app_key,
+                pacer=pacer,
+                ledger=ledger,
+                clock=self.clock,
+            )
         self._wire = Wire(self.base_url, timeout=self.timeout, connections=self.max_concurrency)
         issuer = TokenIssuer(
             self._wire,
@@ -285,6 +303,7 @@ class KISClient:
             revoke=issuer.revoke,
             issue_interval=self.token_issue_interval,
             clock=self.clock,
+            metrics=self._metrics,
         )
         self._pacer = pacer
         self._ledger = ledger
@@ -300,6 +319,7 @@ class KISClient:
             corporate=self._corporate,
             redact=self.account.redact,
             clock=self.clock,
+            metrics=self._metrics,
         )
         return self
 
@@ -318,6 +338,8 @@ class KISClient:
             self._pacer.close()
         if self._ledger is not None:
             self._ledger.close()
+        if self._metrics is not None:
+            self._metrics.close()
         if self._wire is not None:
             await self._wire.close()
         if self._shared is not None:
@@ -366,7 +388,7 @@ class KISClient:
         """
         codes = validate.normalize_pdnos(pdnos)
         sellable = functools.partial(self._sellable, _SELLABLE_BULK)
-        return await batch.collect(codes, sellable, self.max_concurrency)
+        return await batch.collect(codes, sellable, self.max_concurrency, self._metrics)
 
     def iter_sellable(
         self, pdnos: Iterable[str]
@@ -380,7 +402,7 @@ class KISClient:
         """
         codes = validate.normalize_pdnos(pdnos)
         sellable = functools.partial(self._sellable, _SELLABLE_BULK)
-        return batch.stream(codes, sellable, self.max_concurrency)
+        return batch.stream(codes, sellable, self.max_concurrency, self._metrics)
 
     async def check_sells(self, orders: Iterable[Sell | tuple[str, int]]) -> list[SellCheck]:
         """Whether the account can fill each of a list of intended sells, before any is sent.
@@ -402,7 +424,7 @@ class KISClient:
         """
         wanted = sells.orders(orders)
         codes = list(dict.fromkeys(sell.pdno for sell in wanted))
-        answered = await batch.collect(codes, self._answered, self.max_concurrency)
+        answered = await batch.collect(codes, self._answered, self.max_concurrency, self._metrics)
         outcomes: dict[str, Answered | KISError] = {**answered.results, **answered.errors}
         return sells.judge(wanted, outcomes)
 

@@ -24,6 +24,10 @@ included, so every call KIS counts is paced; the pacer is told what the call is 
 priority, a :class:`~kis_async.pacing.Call`). A tr_id that has drawn ``EGW00215`` waits for
 the ledger's pace first. Token issuance is not paced: KIS limits it separately, and
 :mod:`kis_async.auth` paces it.
+
+With :class:`~kis_async.metrics.Metrics` (a client given a meter provider), each try's wait for
+the pacers and its outcome, each retry and the call's end are reported to it; without, the
+call tests ``None`` at those steps and does nothing more.
 """
 
 from __future__ import annotations
@@ -43,10 +47,11 @@ from .corporate import Corporate, with_gt_uid
 from .endpoints import Envelope
 from .errors import KISError
 from .ledger import Ledger
+from .metrics import Metrics
 from .models import read_answer
 from .pacing import Call, Pacer
 from .retry import Backoff, RetryPolicy
-from .verdict import Fail, Ok, Renew, Retry, classify, parse_retry_after
+from .verdict import Fail, Ok, Renew, Retry, Verdict, classify, parse_retry_after
 from .wire import Wire
 
 log = logging.getLogger(__name__)
@@ -88,8 +93,10 @@ class Transport:
         corporate: Corporate | None = None,
         redact: Callable[[str], str] = str,
         clock: Clock = SYSTEM_CLOCK,
+        metrics: Metrics | None = None,
     ) -> None:
         self._wire = wire
+        self._metrics = metrics
         self._clock = clock
         self._redact = redact
         self._tokens = tokens
@@ -127,48 +134,65 @@ class Transport:
         ``params`` is the query, as a mapping or a string already encoded.
         """
         tr_id = call.tr_id
-        token = self._tokens.fresh() or await self._tokens.get()
-        tries = Backoff(self._retry, self._clock, "API call")
-        renewals = 0
-        ledger = self._ledger
-        while True:
-            booked = await ledger.acquire(call) if ledger and ledger.covers(tr_id) else None
-            ticket = self._pacer.try_acquire(call) or await self._pacer.acquire(call)
-            if self._refused is not None:
-                raise copy.copy(self._refused)
-            reply = await self._wire.send(
-                "GET", path, params=params, headers=self._headers(token, tr_id, headers)
-            )
-            outcome = reply.failure or read_answer(reply.body, decode)
-            if isinstance(outcome, Envelope) and outcome.rt_cd != spec.RT_OK:
-                outcome.msg1 = self._redact(outcome.msg1)
-            status = reply.status
-            asked = reply.headers.get("Retry-After") if status >= 400 else None
-            wait = parse_retry_after(asked, now=self._clock.time()) if asked else None
-            verdict = classify(status, outcome, retry_after=wait, tr_id=tr_id, pdno=pdno)
-            if isinstance(verdict, Retry):
-                if verdict.throttled:
-                    await self._pacer.refused(ticket)
-                elif verdict.ledger and ledger is not None:
-                    self.ledger_refusals += 1
-                    await ledger.refused(call, booked)
-            match verdict:
-                case Ok():
-                    return Response(cast(E, outcome), reply.headers, reply.body)
-                case Renew() if renewals < _MAX_RENEWALS:
-                    renewals += 1
-                    log.info("token refused (%s); re-issuing once", verdict.error.msg_cd)
-                    token = await self._tokens.renew(token, verdict.error)
-                case Retry() if tries.left:
-                    await tries.wait(verdict.error, verdict.after)
-                    self.retries += 1
-                    token = await self._tokens.get()
-                case Fail(error=refused, setup=True):
-                    self._refused = copy.copy(refused)
-                    self._refused.pdno = None
-                    raise refused
-                case _:
-                    raise verdict.error
+        metrics = self._metrics
+        started = metrics.now() if metrics is not None else 0.0
+        verdict: Verdict | None = None
+        try:
+            token = self._tokens.fresh() or await self._tokens.get()
+            tries = Backoff(self._retry, self._clock, "API call")
+            renewals = 0
+            ledger = self._ledger
+            while True:
+                waiting = metrics.now() if metrics is not None else 0.0
+                booked = await ledger.acquire(call) if ledger and ledger.covers(tr_id) else None
+                ticket = self._pacer.try_acquire(call) or await self._pacer.acquire(call)
+                if metrics is not None:
+                    metrics.waited(tr_id, waiting)
+                if self._refused is not None:
+                    raise copy.copy(self._refused)
+                reply = await self._wire.send(
+                    "GET", path, params=params, headers=self._headers(token, tr_id, headers)
+                )
+                outcome = reply.failure or read_answer(reply.body, decode)
+                if isinstance(outcome, Envelope) and outcome.rt_cd != spec.RT_OK:
+                    outcome.msg1 = self._redact(outcome.msg1)
+                status = reply.status
+                asked = reply.headers.get("Retry-After") if status >= 400 else None
+                wait = parse_retry_after(asked, now=self._clock.time()) if asked else None
+                verdict = classify(status, outcome, retry_after=wait, tr_id=tr_id, pdno=pdno)
+                if isinstance(verdict, Retry):
+                    if verdict.throttled:
+                        await self._pacer.refused(ticket)
+                    elif verdict.ledger and ledger is not None:
+                        self.ledger_refusals += 1
+                        await ledger.refused(call, booked)
+                if metrics is not None:
+                    metrics.tried(tr_id, verdict)
+                match verdict:
+                    case Ok():
+                        if metrics is not None:
+                            metrics.called(tr_id, started, verdict)
+                        return Response(cast(E, outcome), reply.headers, reply.body)
+                    case Renew() if renewals < _MAX_RENEWALS:
+                        renewals += 1
+                        log.info("token refused (%s); re-issuing once", verdict.error.msg_cd)
+                        token = await self._tokens.renew(token, verdict.error)
+                    case Retry() if tries.left:
+                        if metrics is not None:
+                            metrics.retried(tr_id, verdict)
+                        await tries.wait(verdict.error, verdict.after)
+                        self.retries += 1
+                        token = await self._tokens.get()
+                    case Fail(error=refused, setup=True):
+                        self._refused = copy.copy(refused)
+                        self._refused.pdno = None
+                        raise refused
+                    case _:
+                        raise verdict.error
+        except BaseException as exc:
+            if metrics is not None:
+                metrics.called(tr_id, started, verdict, exc)
+            raise
 
     def _headers(
         self, token: str, tr_id: str, extra: Mapping[str, str] | None
