@@ -67,11 +67,12 @@ class RetryPolicy:
 class Backoff(msgspec.Struct):
     """One operation's retries under a :class:`RetryPolicy`, waited out on a clock.
 
-    Made afresh for each operation (an API call, a token request, a Redis command): :attr:`left`
-    says whether the policy allows another try, and :meth:`wait` says so in the log (``what``
-    is retried, at ``level``), sleeps the policy's delay for that retry and counts it. A msgspec
-    Struct rather than a class with an ``__init__``: one is made for every API call, and a
-    Struct is built in C (about 1.4k instructions a call less, by benchmarks/instructions.py).
+    Made afresh for each operation (an API call, at its first retry; a token request, a Redis
+    command): :attr:`left` says whether the policy allows another try, and :meth:`wait` says so
+    in the log (``what`` is retried, at ``level``), sleeps the policy's delay for that retry and
+    counts it. A msgspec Struct rather than a class with an ``__init__``: a Struct is built in C
+    (about 1.4k instructions less, by benchmarks/instructions.py, when one was made for every
+    API call).
     """
 
     policy: RetryPolicy

@@ -35,7 +35,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 import msgspec
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -139,12 +139,16 @@ class Transport:
         verdict: Verdict | None = None
         try:
             token = self._tokens.fresh() or await self._tokens.get()
-            tries = Backoff(self._retry, self._clock, "API call")
+            tries: Backoff | None = None
             renewals = 0
             ledger = self._ledger
             while True:
                 waiting = metrics.now() if metrics is not None else 0.0
-                booked = await ledger.acquire(call) if ledger and ledger.covers(tr_id) else None
+                booked = (
+                    await ledger.acquire(call)
+                    if ledger is not None and tr_id in ledger.tr_ids
+                    else None
+                )
                 ticket = self._pacer.try_acquire(call) or await self._pacer.acquire(call)
                 if metrics is not None:
                     metrics.waited(tr_id, waiting)
@@ -172,12 +176,13 @@ class Transport:
                     case Ok():
                         if metrics is not None:
                             metrics.called(tr_id, started, verdict)
-                        return Response(cast(E, outcome), reply.headers, reply.body)
+                        # An Ok verdict's outcome is the decoded E; cast() would be a call.
+                        return Response(outcome, reply.headers, reply.body)  # type: ignore[arg-type]
                     case Renew() if renewals < _MAX_RENEWALS:
                         renewals += 1
                         log.info("token refused (%s); re-issuing once", verdict.error.msg_cd)
                         token = await self._tokens.renew(token, verdict.error)
-                    case Retry() if tries.left:
+                    case Retry() if (tries := tries if tries is not None else self._backoff()).left:
                         if metrics is not None:
                             metrics.retried(tr_id, verdict)
                         await tries.wait(verdict.error, verdict.after)
@@ -193,6 +198,10 @@ class Transport:
             if metrics is not None:
                 metrics.called(tr_id, started, verdict, exc)
             raise
+
+    def _backoff(self) -> Backoff:
+        """One call's retries, made at its first: most calls never retry."""
+        return Backoff(self._retry, self._clock, "API call")
 
     def _headers(
         self, token: str, tr_id: str, extra: Mapping[str, str] | None
