@@ -7,11 +7,14 @@ worth a microsecond. Usage::
     python benchmarks/instructions.py bare HEAD~3 HEAD .    # needs valgrind
 
 Each variant is ``bare`` (the bare aiohttp GET loop of cost.py), ``.`` (this working tree) or a
-git revision (its ``kis_async`` exported to a temporary directory). Each runs twice in its own
-process under ``valgrind --tool=cachegrind``: warm-up only, then warm-up and ``--calls`` calls of
-the cost.py workload against one simulator; the difference over the calls is per call. It counts
-user-space instructions only (no syscalls), and the client runs ~50× slower under valgrind, so
-the event loop drains more answers per wake-up than at full speed: use it to compare, not as µs.
+git revision (its ``kis_async`` exported to a temporary directory); ``+metrics`` after either of
+the last two (``.+metrics``) gives the client an OpenTelemetry SDK meter provider with an
+in-memory reader, never collected (what reporting costs a call; needs the SDK). Each runs twice
+in its own process under ``valgrind --tool=cachegrind``: warm-up only, then warm-up and
+``--calls`` calls of the cost.py workload against one simulator; the difference over the calls
+is per call. It counts user-space instructions only (no syscalls), and the client runs ~50×
+slower under valgrind, so the event loop drains more answers per wake-up than at full speed: use
+it to compare, not as µs.
 
 The tickers are ones the account does not hold (KIS answers blanks) unless ``--held``: then the
 calls go round the simulated account's positions, so every answer carries numbers to check.
@@ -75,7 +78,7 @@ def batches(calls: int, held: bool) -> list[list[str]]:
 
 def instructions(url: str, cache: Path, variant: str, where: str, calls: int, held: bool) -> int:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([where, str(HERE)]), PYTHONHASHSEED="0")
-    kind = "bare" if variant == "bare" else "kis"
+    kind = "bare" if variant == "bare" else "kis+metrics" if variant.endswith("+metrics") else "kis"
     command = [_tool("valgrind"), "--tool=cachegrind", "--cache-sim=no"]
     command += ["--cachegrind-out-file=/dev/null"]
     command += [sys.executable, __file__, "--worker", url, str(cache), kind, str(calls)]
@@ -90,8 +93,14 @@ def instructions(url: str, cache: Path, variant: str, where: str, calls: int, he
 async def worker(url: str, cache: Path, kind: str, calls: int, held: bool) -> None:
     """Warm up (token, connections), then ``calls`` calls, and exit."""
     work = batches(calls, held)
-    if kind == "kis":
-        async with client(url, 100_000, max_concurrency=64, token_cache=cache) as kis:
+    if kind in ("kis", "kis+metrics"):
+        options: dict[str, object] = {}
+        if kind == "kis+metrics":
+            from opentelemetry.sdk.metrics import MeterProvider
+            from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+            options["meter_provider"] = MeterProvider(metric_readers=[InMemoryMetricReader()])
+        async with client(url, 100_000, max_concurrency=64, token_cache=cache, **options) as kis:
             assert (await kis.check_sellable(codes(200))).ok
             for pdnos in work:
                 assert (await kis.check_sellable(pdnos)).ok
@@ -131,7 +140,7 @@ def main() -> None:
         cache.save(asyncio.run(cost.issue_token(url)))
         first = None
         for variant in args.variants:
-            where = tree(variant, scratch / "trees")
+            where = tree(variant.removesuffix("+metrics"), scratch / "trees")
             warm = instructions(url, cache.path, variant, where, 0, args.held)
             total = instructions(url, cache.path, variant, where, args.calls, args.held)
             per_call = (total - warm) / args.calls
