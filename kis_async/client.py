@@ -3,7 +3,8 @@
 The client builds the parts and holds them: the :class:`~kis_async.wire.Wire` (the session),
 the :class:`~kis_async.auth.TokenManager` with its issuer and store, the pacer (this process's
 :class:`~kis_async.throttle.Throttle`, or Redis's), and the :class:`~kis_async.transport.Transport`
-that takes one call through them, all on the one :class:`~kis_async.clock.Clock` it was given.
+that takes one call through them, all on the one :class:`~kis_async.clock.Clock` it was given;
+given a meter provider, also the :class:`~kis_async.metrics.Metrics` they report to.
 Its methods say *what* to ask KIS, and whether it is a single call or bulk work
 (:class:`~kis_async.pacing.Priority`); the transport says how.
 """
