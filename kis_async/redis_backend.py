@@ -32,7 +32,10 @@ clock every process shares. Once a ride-out has failed, the outage is remembered
 What is read from Redis is input, not truth: anyone who can write to it can write any value
 under these keys. A shared pace is adopted only if this client could have learned it, a schedule
 no client would write is deleted rather than retried as an outage, and the token is read up to
-:data:`~kis_async.tokencache.MAX_BYTES`. The Redis must still be trusted (it holds the token).
+:data:`~kis_async.tokencache.MAX_BYTES`. The scripts answer only in printable ASCII, and a token
+that is not UTF-8 is no token, so a client handed in that decodes responses
+(``decode_responses=True``) reads them as well. The Redis must still be trusted (it holds the
+token).
 """
 
 from __future__ import annotations
@@ -152,8 +155,10 @@ _BOOK = """
 -- ARGV: version, interval_us, window_us, window_calls, max_wait_us, member, history_us, slack_us
 -- Returns {wait_us, now_us}; {-1, now_us} if the slot is beyond max_wait (nothing booked);
 -- {-2, now_us, version, pace} if the pace changed (nothing booked).
--- A value no client writes (a version too long to be a count, a slot that is not a number or
--- more than an hour ahead) is an error reply, not a booking: the caller repairs the keys.
+-- A value no client writes (a version too long to be a count or not printable ASCII, a slot
+-- that is not a number or more than an hour ahead) is an error reply, not a booking: the caller
+-- repairs the keys. What is returned is printable ASCII, so a client that decodes responses
+-- reads it too: a pace that is not (or is over 4 KiB) is returned as 'unreadable'.
 local departures, next_slot, pace = KEYS[1], KEYS[2], KEYS[3]
 local version, interval, window = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local calls, max_wait, member = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
@@ -162,10 +167,12 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local ahead = 3600000000
 local stored = redis.call('HGET', pace, 'version') or '0'
-if #stored > 20 then return redis.error_reply('kis_async: corrupt pace version') end
+if #stored > 20 or stored:find('[^ -~]') then
+  return redis.error_reply('kis_async: corrupt pace version')
+end
 if stored ~= version then
   local encoded = redis.call('HGET', pace, 'pace') or ''
-  if #encoded > 4096 then encoded = 'oversized' end
+  if #encoded > 4096 or encoded:find('[^ -~]') then encoded = 'unreadable' end
   return {-2, now, stored, encoded}
 end
 redis.call('ZREMRANGEBYSCORE', departures, '-inf', now - window - history)
@@ -193,7 +200,7 @@ _REFUSED = """
 -- Forget a refused call; count the calls accepted in the second before it.
 -- KEYS: departures, pace (see Keys)
 -- ARGV: member, slot_us (the refused call's)
--- Returns {accepted, now_us, version, pace}.
+-- Returns {accepted, now_us, version, pace}, printable ASCII as _BOOK's ('unreadable' if not).
 local departures, pace = KEYS[1], KEYS[2]
 local member, sent = ARGV[1], tonumber(ARGV[2])
 redis.call('ZREM', departures, member)
@@ -201,8 +208,9 @@ local accepted = redis.call('ZCOUNT', departures, '(' .. (sent - 1000000), '(' .
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local version = string.sub(redis.call('HGET', pace, 'version') or '0', 1, 32)
+if version:find('[^ -~]') then version = 'unreadable' end
 local encoded = redis.call('HGET', pace, 'pace') or ''
-if #encoded > 4096 then encoded = 'oversized' end
+if #encoded > 4096 or encoded:find('[^ -~]') then encoded = 'unreadable' end
 return {accepted, now, version, encoded}
 """
 
@@ -761,6 +769,9 @@ class RedisTokenStore:
                 if _outage(exc):
                     raise
                 log.warning("the token stored in Redis is not a string; ignoring it")
+                return b""
+            except UnicodeDecodeError:  # a client handed in that decodes responses
+                log.warning("the token stored in Redis is corrupt; ignoring it")
                 return b""
             return data
 
