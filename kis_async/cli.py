@@ -609,7 +609,9 @@ def _give_orders(source: str, accounts: list[_Account], status: Status) -> None:
     for account in accounts:
         run = account.run
         run.sells = given[account.number]
-        run.asked = list(dict.fromkeys(sell.pdno for sell in run.sells))
+        for sell in run.sells:
+            run.orders_of.setdefault(sell.pdno, []).append(sell)
+        run.asked = list(run.orders_of)
 
 
 def _settings(values: dict[str, str], account_file: Path | None = None) -> cfg.Settings:
