@@ -36,6 +36,7 @@ from . import config, spec
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import APIError, AuthError, DecodeError, KISError, SameTokenError
 from .models import TokenAnswer, decode_token, read_answer
+from .redaction import scrub
 from .retry import Backoff, RetryPolicy
 from .verdict import Ok, Retry, classify, parse_retry_after
 from .wire import Closed, Wire
@@ -116,6 +117,8 @@ class TokenIssuer:
                 "POST", spec.TOKEN_PATH, headers=_JSON_HEADERS, json=self._grant
             )
             outcome = reply.failure or read_answer(reply.body, decode_token)
+            if isinstance(outcome, TokenAnswer) and outcome.msg1:
+                outcome.msg1 = scrub(outcome.msg1, (self._grant["appsecret"],))
             verdict = classify(
                 reply.status,
                 outcome,

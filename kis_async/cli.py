@@ -590,6 +590,7 @@ def _give_orders(source: str, accounts: list[_Account], status: Status) -> None:
         )
     by_number = {account.number: account for account in accounts}
     strays: list[str] = []
+    given: dict[str, list[Sell]] = {account.number: [] for account in accounts}
     for row in rows:
         if row.account is None:
             account = accounts[0]
@@ -598,7 +599,7 @@ def _give_orders(source: str, accounts: list[_Account], status: Status) -> None:
         else:
             strays.append(f"line {row.line} ({parse_account(row.account).masked()})")
             continue
-        account.run.sells = [*(account.run.sells or []), Sell(row.pdno, row.qty)]
+        given[account.number].append(Sell(row.pdno, row.qty))
     if strays:
         listed = ", ".join(strays[:10]) + (
             f" and {len(strays) - 10} more" if len(strays) > 10 else ""
@@ -607,8 +608,10 @@ def _give_orders(source: str, accounts: list[_Account], status: Status) -> None:
         raise UsageError(f"{name}: {len(strays)} order(s) for an account not in {where}: {listed}")
     for account in accounts:
         run = account.run
-        run.sells = run.sells or []
-        run.asked = list(dict.fromkeys(sell.pdno for sell in run.sells))
+        run.sells = given[account.number]
+        for sell in run.sells:
+            run.orders_of.setdefault(sell.pdno, []).append(sell)
+        run.asked = list(run.orders_of)
 
 
 def _settings(values: dict[str, str], account_file: Path | None = None) -> cfg.Settings:

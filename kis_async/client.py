@@ -58,6 +58,7 @@ from .wire import Wire
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
 
+    from .redis_backend import Client as RedisClient
     from .redis_backend import Shared
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,10 @@ class KISClient:
         appkey through this Redis (needs the ``redis`` extra; see
         :mod:`kis_async.redis_backend`). ``redis_fail_open`` paces locally while Redis is down
         instead of failing the calls.
+    :param redis: instead of ``redis_url``, a redis-py client to share through, as it is
+        configured: a ``redis.asyncio.Redis`` (a Sentinel's ``master_for(...)`` returns one;
+        Valkey too) or a ``redis.asyncio.RedisCluster``. It is the caller's: :meth:`aclose`
+        leaves it open.
     :param clock: where every part of the client reads the time and waits: pacing, retries'
         backoff, token expiry and issuance (a :class:`~kis_async.Clock`; the system's by
         default). A test may pass one of its own.
@@ -174,6 +179,7 @@ class KISClient:
         pace_margin: float = DEFAULT_MARGIN,
         token_issue_interval: float = spec.TOKEN_ISSUE_INTERVAL,
         redis_url: str | None = None,
+        redis: RedisClient | None = None,
         redis_fail_open: bool = False,
         clock: Clock | None = None,
         meter_provider: MeterProvider | None = None,
@@ -206,7 +212,8 @@ class KISClient:
             raise TypeError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
         self.retry = retry
         self._token_cache = _token_cache(token_cache, self._app_key, self.base_url)
-        self._redis_url = _checked_redis_url(redis_url)
+        self._redis = _checked_redis(redis, _checked_redis_url(redis_url))
+        """Where the budget is shared: a URL to connect to, a client handed in, or nowhere."""
         if not isinstance(redis_fail_open, bool):
             raise TypeError("redis_fail_open must be True or False")
         self._redis_fail_open = redis_fail_open
@@ -249,11 +256,11 @@ class KISClient:
         self._loop = get_running_loop()
         pacer: Pacer[Any]
         store: TokenStore | None
-        if self._redis_url is not None:
+        if self._redis is not None:
             from .redis_backend import open_shared
 
             self._shared = open_shared(
-                self._redis_url,
+                self._redis,
                 app_key=self._app_key,
                 host=self.base_url,
                 rate=self.rate_limit,
@@ -717,3 +724,22 @@ def _checked_redis_url(redis_url: str | None) -> str | None:
             argument="redis_url",
         )
     return redis_url.strip()
+
+
+def _checked_redis(redis: object, redis_url: str | None) -> RedisClient | str | None:
+    """``redis_url``, or the client ``redis`` if it is one; redis is imported only if it is
+    installed (otherwise ``redis`` cannot be one of its clients)."""
+    if redis is None:
+        return redis_url
+    if redis_url is not None:
+        raise ArgumentError("give redis or redis_url, not both", argument="redis")
+    if importlib.util.find_spec("redis") is not None:
+        from redis.asyncio import Redis, RedisCluster
+
+        if isinstance(redis, Redis | RedisCluster):
+            return redis
+    kind = type(redis)
+    raise TypeError(
+        "redis must be a redis.asyncio.Redis or redis.asyncio.RedisCluster, "
+        f"got {kind.__module__}.{kind.__qualname__}"
+    )

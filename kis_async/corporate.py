@@ -80,6 +80,10 @@ class Corporate:
             fixed["mac_address"] = self.mac_address
         return fixed
 
+    def secrets(self) -> tuple[str, ...]:
+        """What no message may carry (:mod:`kis_async.redaction`): the personalseckey."""
+        return (self._personalseckey,)
+
     def __repr__(self) -> str:
         return (
             f"Corporate(personalseckey=<redacted>, phone_number={self.phone_number[:3]}****, "

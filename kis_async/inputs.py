@@ -82,7 +82,8 @@ def account(
     alone, never from the environment or ``--env-file``, where they would make two accounts one.
     The optional variables (:data:`kis_async.config.OPTIONAL`: the host, Redis) come from the
     file, else from ``shared`` (the environment and ``--env-file``), so one ``.env`` can point
-    every account at the same host.
+    every account at the same host; a note says when the file's value overrides another (a
+    paper account's file names its own host).
     """
     values: dict[str, str] = {}
     where: dict[str, str] = {}
@@ -96,6 +97,9 @@ def account(
     for name in cfg.OPTIONAL:
         if name not in values and name in shared:
             values[name], where[name] = shared[name], origin.get(name, ENVIRONMENT)
+        elif name in values and name in shared and shared[name] != values[name]:
+            elsewhere = origin.get(name, ENVIRONMENT)
+            note(f"{name}: {path}'s value wins over {elsewhere}'s for that account")
     return values, where
 
 

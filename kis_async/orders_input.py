@@ -42,6 +42,10 @@ _QUANTITY_HEADERS = ("qty", "quantity", "수량", "주문수량")
 _ACCOUNT_HEADERS = ("account", "계좌번호", "계좌")
 _ALL_HEADERS = frozenset(TICKER_HEADERS + _QUANTITY_HEADERS + _ACCOUNT_HEADERS)
 _SHOWN_BAD_ROWS = 10
+MAX_ORDERS = 100_000
+"""The most orders one ``--sells`` file may hold: every KRX listing is under 3,000 tickers, and a
+file of more orders than this is no one's list of sells (16 MiB holds 1.7 million rows, and
+judging and printing them would take a minute and gigabytes)."""
 _PLAIN_FIELD = re.compile(r'"[^"]*"|[^\s,"]+|"')
 """A plain-list field: a quoted cell (Excel's ``"1,000"``), a run of anything but blanks,
 commas and quotes, or a stray quote (no code or quantity, so its line is refused)."""
@@ -93,6 +97,11 @@ def read_sells(source: str, note: Callable[[str], None]) -> list[OrderRow]:
         _order(row, code, columns)
         for row, code in zip(rows, with_zeros(codes, name, note), strict=True)
     ]
+    if len(read) > MAX_ORDERS:
+        raise UsageError(
+            f"{name} holds {len(read):,} orders, more than the {MAX_ORDERS:,} one check takes: "
+            "split it"
+        )
     bad = [order for order in read if isinstance(order, str)]
     if len(bad) == 1:
         raise UsageError(f"{name} {bad[0]}")
@@ -242,6 +251,11 @@ def _quantity(cell: str) -> int:
     if Kind.QUANTITY.grammar.fullmatch(cell) is None:
         raise ValueError(f"quantity {shown(cell)} is not a whole number of shares")
     digits = cell.replace(",", "").lstrip("0")
+    if digits and cell[0] == "0":
+        raise ValueError(
+            f"quantity {shown(cell)} starts with a zero, as a ticker does: are the code and "
+            "quantity columns the other way round?"
+        )
     if len(digits) > QUANTITY_DIGITS:
         raise ValueError(
             f"quantity {shown(cell)} has more than {QUANTITY_DIGITS} digits, more than any "

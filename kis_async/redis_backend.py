@@ -1,7 +1,10 @@
 """Sharing one appkey's token and call budget across processes and hosts, through Redis.
 
 Installed with the ``redis`` extra; nothing else in kis_async imports this module or ``redis``
-unless a client is given a ``redis_url``. :func:`open_shared` is the one entry point.
+unless a client is given a ``redis_url`` or a ``redis`` client. :func:`open_shared` is the one
+entry point. It works alike on a plain Redis (or one a Sentinel found), on Valkey and on a Redis
+Cluster: every key one appkey uses carries one hash tag (:class:`Keys`), so all of them fall in
+one hash slot, and every script is handed each key it touches in ``KEYS``.
 
 - :class:`RedisPacer` books calls on one schedule kept in Redis, by the rules
   :class:`~kis_async.throttle.Throttle` keeps in one process: a Lua script reads the Redis
@@ -29,7 +32,10 @@ clock every process shares. Once a ride-out has failed, the outage is remembered
 What is read from Redis is input, not truth: anyone who can write to it can write any value
 under these keys. A shared pace is adopted only if this client could have learned it, a schedule
 no client would write is deleted rather than retried as an outage, and the token is read up to
-:data:`~kis_async.tokencache.MAX_BYTES`. The Redis must still be trusted (it holds the token).
+:data:`~kis_async.tokencache.MAX_BYTES`. The scripts answer only in printable ASCII, and a token
+that is not UTF-8 is no token, so a client handed in that decodes responses
+(``decode_responses=True``) reads them as well. The Redis must still be trusted (it holds the
+token).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
@@ -50,6 +56,7 @@ from redis.exceptions import (
     ClusterDownError,
     OutOfMemoryError,
     ReadOnlyError,
+    RedisClusterException,
     RedisError,
     ResponseError,
     TryAgainError,
@@ -78,6 +85,10 @@ log = logging.getLogger(__name__)
 progress = logging.getLogger(config.PROGRESS_LOGGER)
 
 R = TypeVar("R")
+
+Client: TypeAlias = aioredis.Redis | aioredis.RedisCluster
+"""A redis-py asyncio client to share through: a plain one (a Sentinel's ``master_for`` gives one
+too) or a cluster's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +155,10 @@ _BOOK = """
 -- ARGV: version, interval_us, window_us, window_calls, max_wait_us, member, history_us, slack_us
 -- Returns {wait_us, now_us}; {-1, now_us} if the slot is beyond max_wait (nothing booked);
 -- {-2, now_us, version, pace} if the pace changed (nothing booked).
--- A value no client writes (a version too long to be a count, a slot that is not a number or
--- more than an hour ahead) is an error reply, not a booking: the caller repairs the keys.
+-- A value no client writes (a version too long to be a count or not printable ASCII, a slot
+-- that is not a number or more than an hour ahead) is an error reply, not a booking: the caller
+-- repairs the keys. What is returned is printable ASCII, so a client that decodes responses
+-- reads it too: a pace that is not (or is over 4 KiB) is returned as 'unreadable'.
 local departures, next_slot, pace = KEYS[1], KEYS[2], KEYS[3]
 local version, interval, window = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local calls, max_wait, member = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
@@ -154,10 +167,12 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local ahead = 3600000000
 local stored = redis.call('HGET', pace, 'version') or '0'
-if #stored > 20 then return redis.error_reply('kis_async: corrupt pace version') end
+if #stored > 20 or stored:find('[^ -~]') then
+  return redis.error_reply('kis_async: corrupt pace version')
+end
 if stored ~= version then
   local encoded = redis.call('HGET', pace, 'pace') or ''
-  if #encoded > 4096 then encoded = 'oversized' end
+  if #encoded > 4096 or encoded:find('[^ -~]') then encoded = 'unreadable' end
   return {-2, now, stored, encoded}
 end
 redis.call('ZREMRANGEBYSCORE', departures, '-inf', now - window - history)
@@ -185,7 +200,7 @@ _REFUSED = """
 -- Forget a refused call; count the calls accepted in the second before it.
 -- KEYS: departures, pace (see Keys)
 -- ARGV: member, slot_us (the refused call's)
--- Returns {accepted, now_us, version, pace}.
+-- Returns {accepted, now_us, version, pace}, printable ASCII as _BOOK's ('unreadable' if not).
 local departures, pace = KEYS[1], KEYS[2]
 local member, sent = ARGV[1], tonumber(ARGV[2])
 redis.call('ZREM', departures, member)
@@ -193,8 +208,9 @@ local accepted = redis.call('ZCOUNT', departures, '(' .. (sent - 1000000), '(' .
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local version = string.sub(redis.call('HGET', pace, 'version') or '0', 1, 32)
+if version:find('[^ -~]') then version = 'unreadable' end
 local encoded = redis.call('HGET', pace, 'pace') or ''
-if #encoded > 4096 then encoded = 'oversized' end
+if #encoded > 4096 or encoded:find('[^ -~]') then encoded = 'unreadable' end
 return {accepted, now, version, encoded}
 """
 
@@ -228,6 +244,9 @@ OUTAGE = RetryPolicy(max_retries=8, backoff=0.1, max_backoff=1.0)
 """How long a Redis blip is ridden out (about 3-5 s, as a restart takes) before failing closed."""
 _AT_ONCE = RetryPolicy(max_retries=0)
 """Failing open: one try, then this process goes on alone."""
+_FAULTS = (RedisError, RedisClusterException, OSError)
+"""What a command on Redis may raise: redis-py's errors (a cluster client's own, such as no node
+reachable, are not :class:`~redis.exceptions.RedisError`) and the socket's."""
 _BUSY = (ReadOnlyError, TryAgainError, ClusterDownError, OutOfMemoryError)
 """Answers that say Redis cannot serve the command now (a failover, a full server), ridden out
 like an outage; any other :class:`~redis.exceptions.ResponseError` is Redis refusing the command
@@ -300,7 +319,7 @@ async def _through_outage(
     while True:
         try:
             result = await call()
-        except (RedisError, OSError) as exc:
+        except _FAULTS as exc:
             if not _outage(exc):
                 if outage is not None:
                     outage.clear()
@@ -326,12 +345,14 @@ class Shared:
 
     pacer: RedisPacer
     store: RedisTokenStore
-    connection: aioredis.Redis
+    connection: Client
     keys: Keys
     fail_open: bool = False
     clock: Clock = SYSTEM_CLOCK
     outage: Outage = field(default_factory=Outage)
     """Shared by every command on ``connection``: one failed ride-out fails the rest fast."""
+    owned: bool = True
+    """Whether :meth:`aclose` closes ``connection``: not a client its owner handed in."""
 
     def ledger_pacer(self, account: str, start: Pace) -> RedisPacer:
         """The pacer of ``account``'s ledger limit (:mod:`kis_async.ledger`), shared by every
@@ -348,11 +369,13 @@ class Shared:
         )
 
     async def aclose(self) -> None:
-        await self.connection.aclose()
+        """Close the connection if it is this one's own; a client handed in is left open."""
+        if self.owned:
+            await self.connection.aclose()
 
 
 def open_shared(
-    url: str,
+    redis: str | Client,
     *,
     app_key: str,
     host: str,
@@ -361,12 +384,19 @@ def open_shared(
     fail_open: bool = False,
     clock: Clock = SYSTEM_CLOCK,
 ) -> Shared:
-    """Connect to ``url`` (``redis://host:port/db``) and share this appkey's budget and token.
+    """Share this appkey's budget and token through ``redis``: a URL (``redis://host:port/db``)
+    to connect to, which :meth:`Shared.aclose` closes, or a client handed in (:data:`Client`),
+    used as it is (its timeouts, its retries) and left open: it is its owner's.
 
     Keys are named by a hash of ``host`` and ``app_key`` (:class:`Keys`); neither is written to
     Redis.
     """
-    connection = aioredis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
+    connection: Client
+    if isinstance(redis, str):
+        connection = aioredis.Redis.from_url(redis, socket_connect_timeout=2.0, socket_timeout=5.0)
+        owned = True
+    else:
+        connection, owned = redis, False
     keys = Keys.of(app_key, host)
     outage = Outage()
     return Shared(
@@ -379,6 +409,7 @@ def open_shared(
         fail_open,
         clock,
         outage,
+        owned,
     )
 
 
@@ -408,7 +439,7 @@ class RedisPacer(Pacer[Booking | Ticket]):
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: Client,
         keys: Keys,
         rate: float,
         *,
@@ -541,7 +572,7 @@ class RedisPacer(Pacer[Booking | Ticket]):
                 "(only pacing history is lost)",
                 type(exc).__name__,
             )
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*_FAULTS):
             await self._redis.delete(*self._book_keys)
         self._version = "0"
         self._pace = self._configured
@@ -563,7 +594,7 @@ class RedisPacer(Pacer[Booking | Ticket]):
             answer = await self._refused(
                 keys=self._refused_keys, args=[ticket.member, round(ticket.sent_at * 1e6)]
             )
-        except (RedisError, OSError) as exc:
+        except _FAULTS as exc:
             failed = "unreachable" if _outage(exc) else "refused the command"
             log.warning("shared pacer %s (%s); refusal not shared", failed, type(exc).__name__)
             return
@@ -578,7 +609,7 @@ class RedisPacer(Pacer[Booking | Ticket]):
         """Make ``pace`` the shared one, unless another process changed it first."""
         if pace == self._pace or self._outage.holding(self._clock) is not None:
             return
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*_FAULTS):
             stored = await self._set_pace(
                 keys=self._pace_keys, args=[self._version, msgspec.json.encode(pace)]
             )
@@ -657,7 +688,7 @@ class RedisTokenStore:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: Client,
         keys: Keys,
         *,
         lock_timeout: float = 150.0,
@@ -738,6 +769,9 @@ class RedisTokenStore:
                 if _outage(exc):
                     raise
                 log.warning("the token stored in Redis is not a string; ignoring it")
+                return b""
+            except UnicodeDecodeError:  # a client handed in that decodes responses
+                log.warning("the token stored in Redis is corrupt; ignoring it")
                 return b""
             return data
 

@@ -97,6 +97,8 @@ class Run:
     """A set-up mistake found before any request (an ``--account`` file's): its one line."""
     sells: list[Sell] | None = None
     """The intended sells (``--sells``), in input order; ``asked`` is their tickers."""
+    orders_of: dict[str, list[Sell]] = field(default_factory=dict)
+    """``sells`` by ticker, each ticker's in input order: its verdicts are judged apart."""
     answered_at: dict[str, datetime] = field(default_factory=dict)
     """When each ticker's answer came, for the verdicts on ``sells``."""
 

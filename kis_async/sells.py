@@ -48,7 +48,9 @@ class Sell:
     """One intended sell: a ticker and a whole number of shares, checked here.
 
     ``pdno`` is normalized as every ticker is (``validate.normalize_pdno``); ``qty`` is an
-    ``int`` from 1 to :data:`MAX_QTY` (not a ``bool``, not a ``float``). A bad value raises
+    ``int`` from 1 to :data:`MAX_QTY` (not a ``bool``, not a ``float``), kept as a plain ``int``
+    (an ``int`` subclass is taken as its value, so none of its own arithmetic or comparisons
+    enter a verdict). A bad value raises
     :class:`~kis_async.errors.ArgumentError` naming the field.
     """
 
@@ -61,7 +63,7 @@ class Sell:
         except ValueError as exc:
             raise ArgumentError(str(exc), argument="pdno") from None
         object.__setattr__(self, "pdno", pdno)
-        _checked_qty(self.qty)
+        object.__setattr__(self, "qty", _checked_qty(self.qty))
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +252,7 @@ def answered_now(clock: Clock) -> datetime:
 def _checked_qty(qty: object) -> int:
     if isinstance(qty, bool) or not isinstance(qty, int):
         raise TypeError(f"qty must be a whole number of shares (int), got {type(qty).__name__}")
+    qty = int.__index__(qty)  # the value alone, whatever the subclass says of itself
     if not 1 <= qty <= MAX_QTY:
         raise ArgumentError(
             f"qty must be from 1 to {MAX_QTY} shares, got {qty}"

@@ -55,11 +55,22 @@ def checks(run: Run, pdno: str | None = None) -> list[SellCheck]:
     given), in input order."""
     if run.sells is None:
         return []
+    if pdno is not None:  # one ticker's, as its answer comes: never the whole list again
+        answer = _answer(run, pdno)
+        return [] if answer is None else judge(run.orders_of.get(pdno, []), {pdno: answer})
     answers: dict[str, Answered | KISError] = dict(run.batch.errors)
     for code, quantity in run.batch.results.items():
         answers[code] = Answered(quantity, run.answered_at[code])
-    wanted = [s for s in run.sells if s.pdno in answers and pdno in (None, s.pdno)]
-    return judge(wanted, answers)
+    return judge([s for s in run.sells if s.pdno in answers], answers)
+
+
+def _answer(run: Run, pdno: str) -> Answered | KISError | None:
+    """``pdno``'s answer (and when it came) or error; ``None`` before either."""
+    error = run.batch.errors.get(pdno)
+    if error is not None:
+        return error
+    quantity = run.batch.results.get(pdno)
+    return None if quantity is None else Answered(quantity, run.answered_at[pdno])
 
 
 def account(run: Run) -> str | None:
@@ -73,7 +84,7 @@ def table(runs: list[Run]) -> str:
     """One aligned row per order (an account column in front when there are several
     accounts), then the tickers whose check failed, with the reasons."""
     shown = [run for run in runs if stopped(run) is None]
-    labelled = len(runs) > 1
+    labelled = len(runs) > 1 or runs[0].label is not None
     rows = [
         [*([account(run) or ""] if labelled else []), *_row(check)]
         for run in shown

@@ -50,6 +50,7 @@ from .ledger import Ledger
 from .metrics import Metrics
 from .models import read_answer
 from .pacing import Call, Pacer
+from .redaction import scrub
 from .retry import Backoff, RetryPolicy
 from .verdict import Fail, Ok, Renew, Retry, Verdict, classify, parse_retry_after
 from .wire import Wire
@@ -76,7 +77,8 @@ class Transport:
     clock.
 
     ``redact`` is applied to the message of every error answer, so that the account number KIS
-    may quote in it reaches no log or exception whole.
+    may quote in it reaches no log or exception whole; the appsecret, the personalseckey and the
+    token are taken out of it before (:mod:`kis_async.redaction`).
     """
 
     def __init__(
@@ -111,6 +113,9 @@ class Transport:
             **(corporate.headers() if corporate is not None else {}),
         }
         self._corporate = corporate is not None
+        self._secrets = (app_secret, *(corporate.secrets() if corporate is not None else ()))
+        """What an error answer's message must never carry (:mod:`kis_async.redaction`), with
+        the token the call sent."""
         self._headers_for: dict[tuple[str, str], CIMultiDict[str]] = {}
         self.retries = 0
         """Tries repeated after a transient fault, over every call so far."""
@@ -159,7 +164,8 @@ class Transport:
                 )
                 outcome = reply.failure or read_answer(reply.body, decode)
                 if isinstance(outcome, Envelope) and outcome.rt_cd != spec.RT_OK:
-                    outcome.msg1 = self._redact(outcome.msg1)
+                    said = scrub(outcome.msg1, (*self._secrets, token))
+                    outcome.msg1 = self._redact(said)
                 status = reply.status
                 asked = reply.headers.get("Retry-After") if status >= 400 else None
                 wait = parse_retry_after(asked, now=self._clock.time()) if asked else None

@@ -2,7 +2,8 @@
 
 ``python redis_worker.py URL REDIS_URL FIRST COUNT RATE [RETRIES]`` checks COUNT tickers from
 FIRST and prints one JSON line: how many succeeded and failed, and what the client saw (refusals,
-retries, the pace it ended at). ``REDIS_URL`` "-" means no Redis.
+retries, the pace it ended at). ``REDIS_URL`` "-" means no Redis; ``cluster:redis://HOST:PORT``
+hands the client a ``RedisCluster`` found from that node (``redis=``), closed here after it.
 """
 
 from __future__ import annotations
@@ -14,8 +15,15 @@ import sys
 from kis_async import KISClient, RetryPolicy
 from kis_async.simulator import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_SECRET
 
+CLUSTER = "cluster:"
+
 
 async def main(url: str, redis_url: str, first: int, count: int, rate: float, retries: int) -> None:
+    cluster = None
+    if redis_url.startswith(CLUSTER):
+        from redis.asyncio import RedisCluster
+
+        cluster = RedisCluster.from_url(redis_url.removeprefix(CLUSTER))
     client = KISClient(
         DEMO_APP_KEY,
         DEMO_APP_SECRET,
@@ -23,12 +31,17 @@ async def main(url: str, redis_url: str, first: int, count: int, rate: float, re
         base_url=url,
         rate_limit=rate,
         token_cache=None,
-        redis_url=None if redis_url == "-" else redis_url,
+        redis_url=None if redis_url == "-" or cluster is not None else redis_url,
+        redis=cluster,
         retry=RetryPolicy(max_retries=retries),
     )
-    async with client:
-        batch = await client.check_sellable([f"{first + i:06d}" for i in range(count)])
-        stats = client.stats
+    try:
+        async with client:
+            batch = await client.check_sellable([f"{first + i:06d}" for i in range(count)])
+            stats = client.stats
+    finally:
+        if cluster is not None:
+            await cluster.aclose()
     report = {
         "ok": len(batch.results),
         "failed": len(batch.errors),

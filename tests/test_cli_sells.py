@@ -18,6 +18,10 @@ from typing import Any
 
 import pytest
 
+from kis_async import cli as kis_cli
+from kis_async import orders_input
+from kis_async.orders_input import OrderRow
+from kis_async.render import Run, Status
 from kis_async.simulator import (
     DEMO_ACCOUNT,
     DEMO_APP_KEY,
@@ -441,3 +445,31 @@ async def test_ctrl_c_on_several_accounts_prints_what_was_judged(
     assert 0 < summary["checked"] == len(document["orders"]) < 90
     assert all(o["verdict"] == "not_held" for o in document["orders"])
     assert "interrupted: " in result.err
+
+
+def test_a_long_order_file_is_given_out_in_linear_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As many orders as a file may hold (orders_input.MAX_ORDERS) all go to their account, in
+    order. Each account's list grows in place: copied whole for every row, as it once was, this
+    took minutes (benchmarks measure speed; this test would only run long)."""
+    rows = [OrderRow("005930", 1, None, line) for line in range(2, orders_input.MAX_ORDERS + 2)]
+    monkeypatch.setattr(orders_input, "read_sells", lambda source, note: rows)
+    account = kis_cli._Account(Run(asked=[]), None, DEMO_ACCOUNT)
+    kis_cli._give_orders("orders.csv", [account], Status(io.StringIO()))
+    assert account.run.sells is not None and len(account.run.sells) == len(rows)
+    assert account.run.asked == ["005930"]
+
+
+async def test_an_account_files_host_wins_over_the_environments_and_says_so(
+    sim: Simulator, cli: Cli, tmp_path: Path
+) -> None:
+    path = env_file(tmp_path / "paper.env", DEMO_APP_KEY, DEMO_APP_SECRET, DEMO_ACCOUNT)
+    path.write_text(path.read_text() + f"KIS_BASE_URL={sim.url}\n")
+    env = {"KIS_BASE_URL": "http://127.0.0.1:9"}
+    result = await cli("check", "005930", "--account", str(path), env=env)
+    assert result.code == 0, result.err
+    assert f"KIS_BASE_URL: {path}'s value wins over the environment's for that account" in (
+        result.err
+    )
+    assert result.out.splitlines()[0].split()[:2] == ["account", "ticker"]

@@ -91,7 +91,6 @@ def rows(*orders: tuple[str, int, int]) -> list[OrderRow]:
             rows(("005930", 1, 2), ("000660", 2, 4)),
             id="a-quoted-newline-keeps-line-numbers",
         ),
-        pytest.param(b"pdno,qty\n005930,0007\n", rows(("005930", 7, 2)), id="leading-zeros"),
         pytest.param(
             b"pdno,qty\n005930,9999999999999999999\n",
             rows(("005930", 9999999999999999999, 2)),
@@ -193,6 +192,15 @@ def test_a_header_without_one_order_quantity_and_ticker_column_is_refused(
         assert needle in message
 
 
+def test_swapped_columns_in_a_plain_list_are_refused_not_read_as_another_ticker(
+    tmp_path: Path,
+) -> None:
+    """``100 005930``: read as written it would be ticker 000100 (a real stock, 유한양행)
+    selling 5,930 shares."""
+    message = refused(tmp_path, b"100 005930\n")
+    assert "quantity '005930' starts with a zero" in message
+
+
 @pytest.mark.parametrize(
     ("cell", "problem"),
     [
@@ -207,6 +215,11 @@ def test_a_header_without_one_order_quantity_and_ticker_column_is_refused(
         ("", "no quantity"),
         ("0", "quantity 0: an order sells at least 1 share"),
         ("000", "quantity 0: an order sells at least 1 share"),
+        (
+            "0007",
+            "quantity '0007' starts with a zero, as a ticker does: are the code and quantity "
+            "columns the other way round?",
+        ),
         ("1" * 20, f"quantity '{'1' * 20}' has more than 19 digits, more than any KIS quantity"),
     ],
 )

@@ -9,6 +9,7 @@ header; one client used from two event loops at once must refuse, not hang.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import tracemalloc
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
@@ -24,6 +25,7 @@ from kis_async import (
     ArgumentError,
     Corporate,
     KISClient,
+    KISError,
     PagingError,
     TransportError,
     endpoints,
@@ -319,3 +321,70 @@ async def test_one_client_on_two_event_loops_at_once_refuses_the_second_not_hang
     for error in [*refused.values(), result["single"]]:
         assert isinstance(error, RuntimeError)
         assert "another event loop" in str(error)
+
+
+# -- a server that echoes the request's secrets back -------------------------------------------
+
+_ECHO_SECRET = "echoed-secret-with-the-account-1234567801-inside-it-" + "s" * 40
+_ECHO_KEY = "echoed-personalseckey-" + "k" * 40
+_ECHO_TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzUxMiJ9." + "t" * 60
+
+
+async def _echo_server(*, refuse_token: bool) -> tuple[web.AppRunner, str]:
+    """tokenP answers a token (or refuses it quoting the appsecret); every API call is refused
+    with a ``msg1`` quoting the appsecret, the token and the personalseckey it carried."""
+
+    async def token(request: web.Request) -> web.Response:
+        body = await request.json()
+        if refuse_token:
+            said = f"유효하지 않은 AppSecret입니다: {body['appsecret']}"
+            return web.json_response(
+                {"error_code": "EGW00105", "error_description": said}, status=403
+            )
+        return web.json_response(
+            {"access_token": _ECHO_TOKEN, "token_type": "Bearer", "expires_in": 86400,
+             "access_token_token_expired": "2099-01-01 00:00:00"}
+        )  # fmt: skip
+
+    async def api(request: web.Request) -> web.Response:
+        headers = request.headers
+        said = (
+            f"appsecret={headers.get('appsecret')} {headers.get('authorization')} "
+            f"personalseckey={headers.get('personalseckey')}"
+        )
+        return web.json_response({"rt_cd": "1", "msg_cd": "SIM99999", "msg1": said}, status=500)
+
+    app = web.Application()
+    app.router.add_post(spec.TOKEN_PATH, token)
+    app.router.add_get("/{path:.*}", api)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
+
+
+@pytest.mark.parametrize("refuse_token", [False, True], ids=["API call", "token request"])
+async def test_a_secret_the_server_echoes_back_reaches_no_error(
+    refuse_token: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    runner, url = await _echo_server(refuse_token=refuse_token)
+    corporate = Corporate(personalseckey=_ECHO_KEY, phone_number="01012345678", ip_addr="1.2.3.4")
+    try:
+        with caplog.at_level(logging.DEBUG):
+            async with KISClient("key", _ECHO_SECRET, ACCOUNT, base_url=url, token_cache=None,
+                                 retry=retries(0), corporate=corporate) as kis:  # fmt: skip
+                with pytest.raises(KISError) as caught:
+                    await kis.sellable_quantity("005930")
+                batch = await kis.check_sellable(["005930"])
+    finally:
+        await runner.cleanup()
+    errors = [caught.value, *batch.errors.values()]
+    texts = [caplog.text] + [t for e in errors for t in (str(e), repr(e), *map(str, e.args))]
+    texts += [getattr(e, "msg1", "") for e in errors]
+    everything = "\n".join(texts)
+    for secret in (_ECHO_SECRET, _ECHO_KEY, _ECHO_TOKEN):
+        assert secret not in everything
+        assert secret[:30] not in everything, "no part of it either"
+    assert "***" in str(caught.value), "the message was kept, the secrets taken out"

@@ -362,3 +362,37 @@ async def test_a_stopped_redis_costs_one_ride_out_not_one_per_ticker(
     assert len(batch.errors) == 10
     assert all(isinstance(e, TransportError) and e.source == "redis" for e in batch.errors.values())
     assert took < 2 * OUTAGE.max_retries * OUTAGE.max_backoff, f"{took:.1f} s"
+
+
+@pytest.mark.parametrize("decode", [False, True], ids=["bytes", "a client that decodes"])
+async def test_values_that_are_not_text_are_corrupt_whether_or_not_the_client_decodes(
+    redis_url: str, caplog: pytest.LogCaptureFixture, decode: bool
+) -> None:
+    """A client handed in (``redis=``) may decode responses, and a byte that is not UTF-8 then
+    fails in redis-py itself; today a pace version of such bytes failed every call, through
+    either client, as an unexpected UnicodeDecodeError. The scripts return only printable ASCII,
+    and the token store reads an undecodable token as none."""
+    client = aioredis.Redis.from_url(redis_url, decode_responses=decode)
+    try:
+        await client.flushdb()
+        keys = Keys("trust-bytes")
+        pace_key = keys.pace(20, 0.02)
+        pacer = RedisPacer(client, keys, 20.0, clock=SkippingClock())
+        store = RedisTokenStore(client, keys)
+        with caplog.at_level(logging.WARNING, logger="kis_async"):
+            await client.hset(pace_key, mapping={"version": b"\xff", "pace": _pace()})
+            booking = await pacer.acquire(CALL)
+            await client.hset(pace_key, mapping={"version": b"\xfe", "pace": b"\xff not json"})
+            await pacer.refused(booking)
+            await client.hset(pace_key, mapping={"version": "7", "pace": b"\xff not json"})
+            await pacer.acquire(CALL)
+            await client.set(keys.token, b"\xff\xfe")
+            assert await store.load() is None
+        assert pacer.pace == Pace.start(20.0, 0.02)
+        assert "keys in Redis are corrupt" in caplog.text
+        assert "pace stored in Redis is corrupt" in caplog.text
+        assert "token stored in Redis is corrupt" in caplog.text
+        await store.save(Token("fresh", 4e9, 1e9))
+        assert await store.load() == Token("fresh", 4e9, 1e9), "the connection still serves"
+    finally:
+        await client.aclose()

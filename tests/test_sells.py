@@ -264,6 +264,28 @@ def test_every_bad_order_is_named_at_once() -> None:
     assert "#1" not in message
 
 
+class _Lenient(int):
+    """An ``int`` whose own arithmetic and comparisons say every order fits."""
+
+    def __add__(self, other: object) -> _Lenient:
+        return _Lenient(int(self) + int(other))  # type: ignore[call-overload]
+
+    __radd__ = __add__
+
+    def __le__(self, other: object) -> bool:
+        return True
+
+
+def test_a_sells_qty_is_a_plain_int_so_its_verdict_is_the_numbers() -> None:
+    """An ``int`` subclass (an ``IntEnum``, a unit type) is taken as its value: no class of the
+    caller's takes part in the running total or the comparison with what is sellable."""
+    sell = Sell("005930", _Lenient(1_000_000))
+    assert type(sell.qty) is int
+    (check,) = judge([sell], {"005930": answered("005930", held=126, sellable=126)})
+    assert check.verdict == "short"
+    assert check.shortfall == 1_000_000 - 126
+
+
 @pytest.mark.parametrize("given", ["005930", b"005930", {"005930": 10}])
 def test_orders_that_are_not_a_list_of_orders_are_refused(given: Any) -> None:
     with pytest.raises(TypeError, match="list of Sell"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -14,6 +16,7 @@ from kis_async.simulator import (
     DEMO_APP_SECRET,
     Simulator,
     SimulatorConfig,
+    demo_accounts,
 )
 from kis_async.simulator.window import SlidingWindow
 
@@ -92,3 +95,25 @@ async def test_stats_are_served_for_out_of_process_clients() -> None:
         async with http.get("/_simulator/stats") as resp:
             stats = await resp.json()
     assert stats["token_issuances"] == 1 and stats["calls"] == 0
+
+
+async def test_account_files_are_replaced_whole_never_written_through(tmp_path: Path) -> None:
+    """``--env-dir`` files: owner-only, and each renamed into place whole, so a file left by an
+    earlier run (or a link at its name) is replaced, never emptied first or written through."""
+    folder = tmp_path / "sim"
+    folder.mkdir()
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("not the simulator's\n", encoding="utf-8")
+    (folder / "account1.env").symlink_to(elsewhere)
+    (folder / "account2.env").write_text("KIS_ACCOUNT=stale\n", encoding="utf-8")
+    stale = (folder / "account2.env").stat().st_ino
+    async with Simulator(SimulatorConfig(accounts=demo_accounts(1))) as sim:
+        written = sim.write_env_files(folder)
+    assert written == [folder / "account1.env", folder / "account2.env"]
+    assert elsewhere.read_text(encoding="utf-8") == "not the simulator's\n"
+    assert sorted(p.name for p in folder.iterdir()) == ["account1.env", "account2.env"]
+    for path in written:
+        mode = path.lstat().st_mode
+        assert stat.S_ISREG(mode) and stat.S_IMODE(mode) == 0o600
+        assert f"KIS_BASE_URL={sim.url}\n" in path.read_text(encoding="utf-8")
+    assert (folder / "account2.env").stat().st_ino != stale, "renamed into place, not rewritten"

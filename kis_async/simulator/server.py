@@ -41,6 +41,7 @@ import logging
 import os
 import random
 import secrets
+import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
@@ -503,7 +504,11 @@ class Simulator:
     def write_env_files(self, folder: Path) -> list[Path]:
         """One ``.env`` file per account served (``account1.env`` is the demo's), each with its
         credentials and this simulator's URL: what ``kis-async check --account FILE`` reads.
-        Owner-only, as files holding an appsecret should be, though these hold the demo's."""
+        Owner-only, as files holding an appsecret should be, though these hold the demo's.
+
+        Each is written whole under a temporary name, then renamed over the old one: a reader
+        waiting for the files (a script polling for the last) never reads one half-written, or
+        emptied by a rewrite, and a link already at that name is replaced, not followed."""
         config = self.config
         served = (SimAccount(config.app_key, config.app_secret, config.account), *config.accounts)
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -514,10 +519,16 @@ class Simulator:
                 f"{cfg.ENV_APP_KEY}={account.app_key}\n{cfg.ENV_APP_SECRET}={account.app_secret}\n"
                 f"{cfg.ENV_ACCOUNT}={account.account}\n{cfg.ENV_BASE_URL}={self.url}\n"
             )
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as stream:
-                os.fchmod(stream.fileno(), 0o600)
-                stream.write(text)
+            fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as stream:
+                    os.fchmod(stream.fileno(), 0o600)
+                    stream.write(text)
+                os.replace(temporary, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+                raise
             written.append(path)
         return written
 
