@@ -3,8 +3,9 @@
 The rule (:class:`kis_async.pacing.Line`) is checked in virtual time, where it is exact: a single
 call asked during a batch leaves within one interval, calls of one kind leave in the order they
 asked, an interactive flood leaves bulk work one departure in ``BULK_EVERY``, and the pace's own
-rules hold whatever the mix. Then in real time, a :class:`~kis_async.redis_backend.RedisPacer`
-that orders its own process's callers.
+rules hold whatever the mix. Then over real loopback HTTP against the simulator, in real time:
+the same three promises through the client, the connection pool that must not become a second
+queue, and a :class:`~kis_async.redis_backend.RedisPacer` that orders its own process's callers.
 """
 
 from __future__ import annotations
@@ -16,18 +17,21 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kis_async import endpoints
+from kis_async import KISClient, Priority, endpoints
 from kis_async.pace import DEFAULT_MARGIN, TIMER_SLACK, Pace
-from kis_async.pacing import BULK_EVERY, Call, Priority
+from kis_async.pacing import BULK_EVERY, Call
 from kis_async.redis_backend import Keys, RedisPacer
+from kis_async.simulator import Simulator
 from kis_async.throttle import Throttle
 
+from .conftest import ClientFactory, codes
 from .test_redis import RedisServer, _redis_binary
 from .test_throttle import busiest
 from .virtual_clock import VirtualClock
@@ -37,6 +41,7 @@ PACE = Pace.start(RATE, DEFAULT_MARGIN)
 INTERVAL = PACE.interval
 INTERACTIVE = Call(endpoints.SELLABLE.tr_id, Priority.INTERACTIVE)
 BULK = Call(endpoints.SELLABLE.tr_id, Priority.BULK)
+QUOTE = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
 
 
 @dataclass
@@ -249,6 +254,80 @@ async def asked_during(
     return took
 
 
+@pytest.mark.parametrize("priority", list(Priority))
+async def test_a_single_call_does_not_wait_behind_a_batch_over_loopback(
+    sim: Simulator, make_client: ClientFactory, priority: Priority
+) -> None:
+    """At 50/s a batch's 100 workers queue two seconds deep: a single call goes ahead of them,
+    unless it is told it is bulk work too (the control: this test sees a FIFO)."""
+    sim.config.rate_limit = 50
+    async with make_client(rate_limit=50) as kis:
+        await kis.sellable_quantity("005930")  # the token, before timing
+        batch = asyncio.ensure_future(kis.check_sellable(codes(150)))
+        single = functools.partial(kis.sellable_quantity, "005930", priority=priority)
+        took = await asked_during(batch, single, 0.25)  # answered at once: its wait to leave
+        assert (await batch).ok
+    assert len(took) >= 8
+    if priority is Priority.INTERACTIVE:
+        assert max(took) < 0.5
+    else:
+        assert statistics.median(took) > 1.0
+    assert sim.stats.rejected == 0 and sim.stats.max_window <= 50
+
+
+async def test_an_interactive_flood_leaves_a_batch_its_share_over_loopback(
+    sim: Simulator, make_client: ClientFactory
+) -> None:
+    """Thirty tasks calling ``get`` without pause beside a batch: the batch's calls are a fifth
+    of what the gateway sees meanwhile, no fewer (not starved) and not many more (the single
+    calls do go first)."""
+    sim.config.rate_limit = 100
+    counted = sim.stats.calls_by_tr_id
+    async with make_client(rate_limit=100) as kis:
+        await kis.sellable_quantity("005930")
+        batch = asyncio.create_task(kis.check_sellable(codes(5000)))
+        quotes = 0
+        bulk_at: dict[int, int] = {}
+
+        async def flooder() -> None:
+            nonlocal quotes
+            while quotes < 200:
+                await kis.get(endpoints.PRICE.path, tr_id=endpoints.PRICE.tr_id, params=QUOTE)
+                quotes += 1
+                if quotes in (20, 200):  # from once the flood is under way to its end
+                    bulk_at[quotes] = counted[endpoints.SELLABLE.tr_id]
+
+        await asyncio.gather(*(flooder() for _ in range(30)))
+        batch.cancel()
+        await asyncio.wait([batch])
+    bulk = bulk_at[200] - bulk_at[20]
+    share = bulk / (bulk + 180)
+    assert 0.15 <= share <= 0.3, share
+    assert sim.stats.rejected == 0
+
+
+async def test_a_single_call_does_not_wait_for_a_connection_behind_a_batch(
+    sim: Simulator, make_client: ClientFactory
+) -> None:
+    """Four bulk workers hold four connections for 0.4 s each (``max_concurrency=4``): a single
+    call asked then still leaves at once, on a connection of its own, and does not wait for one
+    of theirs to come free."""
+    sim.config.latency = 0.4
+    all_in_flight = asyncio.Event()
+    async with make_client(max_concurrency=4) as kis:
+        await kis.sellable_quantity("005930")
+        sim.after_calls(5, all_in_flight.set)  # the token's check above was the first
+        batch = asyncio.create_task(kis.check_sellable(codes(8)))
+        await all_in_flight.wait()
+        start = time.perf_counter()
+        await kis.sellable_quantity("000660")
+        took = time.perf_counter() - start
+        assert (await batch).ok
+    arrivals = [t for t, _ in sim.stats.arrivals]
+    assert arrivals[5] - arrivals[4] < 0.2, "it arrived while the batch's four were in flight"
+    assert took < 0.4 + 0.3
+
+
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
     server = RedisServer(_redis_binary())
@@ -284,3 +363,17 @@ async def test_a_redis_pacer_lets_its_own_processs_single_calls_go_first(
         assert max(waits) < 0.3
     else:
         assert statistics.median(waits) > 0.6
+
+
+async def test_a_priority_that_is_not_a_priority_is_refused_before_any_request(
+    sim: Simulator, kis: KISClient
+) -> None:
+    path, tr_id = endpoints.PRICE.path, endpoints.PRICE.tr_id
+    wrong: Any = "bulk"
+    with pytest.raises(TypeError, match="priority must be Priority"):
+        await kis.sellable_quantity("005930", priority=wrong)
+    with pytest.raises(TypeError, match="priority must be Priority"):
+        await kis.get(path, tr_id=tr_id, params=QUOTE, priority=wrong)
+    with pytest.raises(TypeError, match="priority must be Priority"):
+        kis.pages(path, tr_id=tr_id, params=QUOTE, priority=wrong)
+    assert sim.stats.calls == 0
