@@ -121,8 +121,8 @@ class Line:
     unless ``BULK_EVERY - 1`` of them in a row have gone ahead of bulk work that was waiting:
     then to the longest-waiting :attr:`Priority.BULK` caller, so bulk work is never starved. A
     bulk caller whose turn it is, waiting on the clock for a slot it has promised nothing for
-    (:meth:`sleep` with ``give_way``), steps aside for a single call that comes meanwhile, on
-    the same rule, and is first of the bulk callers again.
+    (:meth:`sleep` with ``give_way``), steps aside for a single call that is waiting or comes
+    meanwhile, on the same rule, and is first of the bulk callers again.
 
     Why not ``asyncio.Lock``: its fairness is not part of its contract, and a pacer that lets a
     late caller overtake one of its kind that has waited breaks the order every caller relies on.
@@ -163,10 +163,15 @@ class Line:
         task = asyncio.current_task()
         if task is None:
             raise RuntimeError("a pacer waits inside a task")
-        cancelling = task.cancelling()
         holder = self._holder
+        if give_way and holder is not None and holder.bulk:
+            if self._interactive and self._passed < BULK_EVERY - 1:
+                # A single call came between this caller's turn and this wait.
+                await self._step_aside(holder)
+                return
+            self._gives_way = True
+        cancelling = task.cancelling()
         self._sleeper = task
-        self._gives_way = give_way and holder is not None and holder.bulk
         try:
             await self._clock.sleep(delay)
         except asyncio.CancelledError:
@@ -177,9 +182,7 @@ class Line:
             self._gives_way = False
             cut, self._cut = self._cut, False
         if cut and holder is not None and not self.closed:
-            self._join(holder, first=True)
-            self._pass_on()
-            await self._wait(holder)
+            await self._step_aside(holder)
 
     def close(self) -> None:
         """End every wait in line now, and every later one before it starts."""
@@ -208,6 +211,13 @@ class Line:
                 if place.bulk:
                     self._passed = 0
                 self._pass_on()
+
+    async def _step_aside(self, place: _Place) -> None:
+        """The bulk caller whose turn it is lets the single calls waiting go first, and waits
+        for its turn again, first of the bulk callers."""
+        self._join(place, first=True)
+        self._pass_on()
+        await self._wait(place)
 
     def _join(self, place: _Place, *, first: bool = False) -> None:
         """Queue ``place`` (a bulk caller stepping aside goes ``first``); a single call cuts

@@ -206,6 +206,34 @@ def test_a_single_call_cancelled_after_it_cut_in_gives_the_bulk_head_its_own_slo
     assert left == [("a", 0.0), ("b", pytest.approx(1.02)), ("c", pytest.approx(2.04))]
 
 
+def test_a_single_call_asked_as_a_bulk_caller_gets_its_turn_still_goes_first() -> None:
+    """b leaves and, in the same step, asks a single call: c has been given the turn but not
+    yet started its wait. c still steps aside when it does."""
+    clock = VirtualClock()
+    throttle = Throttle(1, clock=clock)
+    left: list[tuple[str, float]] = []
+
+    async def one(name: str, call: Call) -> None:
+        throttle.try_acquire(call) or await throttle.acquire(call)
+        left.append((name, clock.monotonic()))
+
+    async def b_then_single() -> None:
+        await one("b", BULK)
+        await one("single", INTERACTIVE)
+
+    async def main() -> None:
+        await one("a", BULK)
+        await asyncio.gather(b_then_single(), one("c", BULK))
+
+    clock.run(main())
+    assert left == [
+        ("a", 0.0),
+        ("b", pytest.approx(1.02)),
+        ("single", pytest.approx(2.04)),
+        ("c", pytest.approx(3.06)),
+    ]
+
+
 def test_close_while_a_bulk_head_stood_aside_lets_everyone_go_uncancelled() -> None:
     clock = VirtualClock()
     throttle = Throttle(1, clock=clock)
