@@ -377,7 +377,8 @@ class KISClient:
         Tickers are normalized and repeats asked once. Every ticker lands in exactly one of
         ``results`` and ``errors``, both in input order. A malformed ticker anywhere raises
         ``ValueError`` naming all of them before any request. Cancelling cancels the calls in
-        flight.
+        flight. Its calls are bulk work: a single call (:meth:`sellable_quantity`, :meth:`get`)
+        leaves ahead of them, and they keep a share of the pace however many single calls wait.
         """
         codes = validate.normalize_pdnos(pdnos)
         sellable = functools.partial(self._sellable, _SELLABLE_BULK)
@@ -561,7 +562,8 @@ class KISClient:
     async def holdings(self, *, max_pages: int = 100) -> list[Position]:
         """Every position of the account (주식잔고조회), following the pages to the end.
 
-        Pages go through the same token, pacing and retries as every call (see :meth:`pages`).
+        Pages go through the same token, pacing and retries as every call (see :meth:`pages`),
+        as bulk work.
         With ``INQR_DVSN=01`` a ticker held partly on a loan is listed once per loan
         (``trad_dvsn_name``, ``loan_dt``). If KIS answers a next page with SYDB0050 (the data
         changed since the first page), the listing starts again from page 1, once, saying so
