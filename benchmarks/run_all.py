@@ -15,6 +15,7 @@ import memory
 import multiprocess
 import network
 import plots
+import priority
 import sells
 
 
@@ -24,7 +25,19 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     start = time.perf_counter()
-    for bench in (limit, network, baselines, holdings, sells, multiprocess, cost, memory, plots):
+    benches = (
+        limit,
+        network,
+        baselines,
+        holdings,
+        sells,
+        priority,
+        multiprocess,
+        cost,
+        memory,
+        plots,
+    )
+    for bench in benches:
         bench.main(quick)
     print(f"\n(all benchmarks: {time.perf_counter() - start:.0f} s)")
 

@@ -27,6 +27,7 @@ from .errors import (
     WrongLoopError,
 )
 from .numbers import amount, quantity, signed
+from .pacing import Priority
 from .retry import RetryPolicy
 from .sells import Sell, SellCheck, SellFailed, SellFits, SellNotHeld, SellShort, Verdict
 from .spec import CALLS_PER_SECOND, REAL_HOST
@@ -61,6 +62,7 @@ __all__ = [
     "Outcome",
     "PagingError",
     "Position",
+    "Priority",
     "RateLimitError",
     "RequestTimeout",
     "RetryPolicy",

@@ -6,7 +6,9 @@ the :class:`~kis_async.auth.TokenManager` with its issuer and store, the pacer (
 that takes one call through them, all on the one :class:`~kis_async.clock.Clock` it was given;
 given a meter provider, also the :class:`~kis_async.metrics.Metrics` they report to.
 Its methods say *what* to ask KIS, and whether it is a single call or bulk work
-(:class:`~kis_async.pacing.Priority`); the transport says how.
+(:class:`~kis_async.pacing.Priority`: :meth:`KISClient.sellable_quantity` and
+:meth:`KISClient.get` are single calls, the batches and the pages of a listing bulk work, unless
+told otherwise); the transport says how.
 """
 
 from __future__ import annotations
@@ -113,6 +115,10 @@ _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _MAX_RATE = 1_000_000.0
 _SELLABLE = Call(SELLABLE.tr_id, Priority.INTERACTIVE)
 _SELLABLE_BULK = Call(SELLABLE.tr_id, Priority.BULK)
+_POOL_PER_WORKER = 2
+"""Connections per batch worker: a batch holds at most ``max_concurrency`` at once, so as many
+again stay free for single calls (which the pacer lets go ahead of the batch, and which must not
+then queue for a connection behind it), token requests and a second batch."""
 
 
 class KISClient:
@@ -134,8 +140,9 @@ class KISClient:
     :param token_cache: ``DEFAULT_TOKEN_CACHE`` for the per-user cache file, a path for another
         file (one file may serve several appkeys: each keeps its own entry), ``None`` to keep
         the token in memory only.
-    :param max_concurrency: calls in flight at once; by default enough to sustain ``rate_limit``
-        while each call takes up to two seconds.
+    :param max_concurrency: a batch's calls in flight at once; by default enough to sustain
+        ``rate_limit`` while each call takes up to two seconds. The connection pool holds twice as
+        many, so a single call never waits for a connection behind a batch's calls.
     :param retry: how transient faults are retried (see :class:`~kis_async.retry.RetryPolicy`).
     :param timeout: seconds one request may take before it counts as a transient fault.
     :param pace_margin: seconds of arrival jitter the pacing allows for at first (the pace
@@ -296,7 +303,9 @@ class KISClient:
                 ledger=ledger,
                 clock=self.clock,
             )
-        self._wire = Wire(self.base_url, timeout=self.timeout, connections=self.max_concurrency)
+        self._wire = Wire(
+            self.base_url, timeout=self.timeout, connections=_POOL_PER_WORKER * self.max_concurrency
+        )
         issuer = TokenIssuer(
             self._wire,
             app_key=self._app_key,
@@ -378,13 +387,19 @@ class KISClient:
             ledger_tr_ids=tuple(sorted(self._ledger.tr_ids)) if self._ledger is not None else (),
         )
 
-    async def sellable_quantity(self, pdno: str) -> SellableQuantity:
+    async def sellable_quantity(
+        self, pdno: str, *, priority: Priority = Priority.INTERACTIVE
+    ) -> SellableQuantity:
         """How many shares of ``pdno`` can be sold now (``ord_psbl_qty``), with the position.
 
-        Raises ``ValueError`` for a malformed ticker before any request, and a
+        A single call: it leaves ahead of any batch waiting for the pacer, unless ``priority``
+        is :attr:`~kis_async.Priority.BULK` (a loop of such calls that is a batch in all but
+        name). Raises ``ValueError`` for a malformed ticker before any request, ``TypeError``
+        for a ``priority`` that is not a :class:`~kis_async.Priority`, and a
         :class:`~kis_async.errors.KISError` subclass if KIS refuses or the answer is unusable.
         """
-        return await self._sellable(_SELLABLE, validate.normalize_pdno(pdno))
+        call = _SELLABLE if _checked_priority(priority) is Priority.INTERACTIVE else _SELLABLE_BULK
+        return await self._sellable(call, validate.normalize_pdno(pdno))
 
     async def check_sellable(self, pdnos: Iterable[str]) -> Batch[SellableQuantity]:
         """Check every ticker concurrently at the full call limit; never raises for one ticker.
@@ -392,7 +407,8 @@ class KISClient:
         Tickers are normalized and repeats asked once. Every ticker lands in exactly one of
         ``results`` and ``errors``, both in input order. A malformed ticker anywhere raises
         ``ValueError`` naming all of them before any request. Cancelling cancels the calls in
-        flight.
+        flight. Its calls are bulk work: a single call (:meth:`sellable_quantity`, :meth:`get`)
+        leaves ahead of them, and they keep a share of the pace however many single calls wait.
         """
         codes = validate.normalize_pdnos(pdnos)
         sellable = functools.partial(self._sellable, _SELLABLE_BULK)
@@ -450,6 +466,7 @@ class KISClient:
         params: Mapping[str, str] = _NO_PARAMS,
         type: None = None,
         tr_cont: str = "",
+        priority: Priority = Priority.INTERACTIVE,
     ) -> dict[str, Any]: ...
 
     @overload
@@ -461,6 +478,7 @@ class KISClient:
         params: Mapping[str, str] = _NO_PARAMS,
         type: type[T],
         tr_cont: str = "",
+        priority: Priority = Priority.INTERACTIVE,
     ) -> T: ...
 
     async def get(
@@ -471,6 +489,7 @@ class KISClient:
         params: Mapping[str, str] = _NO_PARAMS,
         type: type[Any] | None = None,
         tr_cont: str = "",
+        priority: Priority = Priority.INTERACTIVE,
     ) -> Any:
         """Any KIS inquiry (GET) through this client's one token, one pacer and its retries.
 
@@ -479,7 +498,8 @@ class KISClient:
         through the same envelope check and error classes as the built-in calls; it is returned
         as a ``dict``, or decoded as ``type`` (a msgspec ``Struct``) when given. ``tr_cont`` is
         sent as the request header of that name (``"N"`` asks for the next page; see
-        :meth:`pages`).
+        :meth:`pages`). It is a single call, ahead of bulk work waiting for the pacer, unless
+        ``priority`` is :attr:`~kis_async.Priority.BULK` (a bot's own polling loop, say).
 
         Only GET: KIS order endpoints are POSTs that need a hashkey and are not idempotent, so a
         retry after a lost answer could place an order twice. This client refuses to guess.
@@ -488,7 +508,8 @@ class KISClient:
             raise ArgumentError(
                 f"tr_cont must be '' or {spec.NEXT_PAGE!r}, got {tr_cont!r}", argument="tr_cont"
             )
-        response = await self._get(path, tr_id=tr_id, params=params, tr_cont=tr_cont)
+        call = Call(validate.checked_tr_id(tr_id), _checked_priority(priority))
+        response = await self._get(path, call=call, params=params, tr_cont=tr_cont)
         return decode_as(response.body, dict if type is None else type)
 
     @overload
@@ -500,6 +521,7 @@ class KISClient:
         params: Mapping[str, str] = _NO_PARAMS,
         type: None = None,
         max_pages: int = 100,
+        priority: Priority = Priority.BULK,
     ) -> AsyncGenerator[dict[str, Any], None]: ...
 
     @overload
@@ -511,6 +533,7 @@ class KISClient:
         params: Mapping[str, str] = _NO_PARAMS,
         type: type[T],
         max_pages: int = 100,
+        priority: Priority = Priority.BULK,
     ) -> AsyncGenerator[T, None]: ...
 
     def pages(
@@ -521,6 +544,7 @@ class KISClient:
         params: Mapping[str, str] = _NO_PARAMS,
         type: type[Any] | None = None,
         max_pages: int = 100,
+        priority: Priority = Priority.BULK,
     ) -> AsyncGenerator[Any, None]:
         """Every page of a paged KIS inquiry, in order, as :meth:`get` returns one.
 
@@ -528,19 +552,21 @@ class KISClient:
         sends ``tr_cont: N`` and echoes the ``ctx_area_fk100``/``ctx_area_nk100`` (or
         ``..._fk200``/``..._nk200``) keys of the page before as ``CTX_AREA_*`` query parameters.
         A server that repeats a continuation key, sends none, or pages past ``max_pages``
-        raises :class:`~kis_async.errors.PagingError`.
+        raises :class:`~kis_async.errors.PagingError`. The pages are bulk work: single calls
+        leave ahead of them, unless ``priority`` is :attr:`~kis_async.Priority.INTERACTIVE`.
         """
         validate.count("max_pages", max_pages, minimum=1, maximum=10_000)
-        return self._pages(path, tr_id, dict(params), dict if type is None else type, max_pages)
+        call = Call(validate.checked_tr_id(tr_id), _checked_priority(priority))
+        return self._pages(path, call, dict(params), dict if type is None else type, max_pages)
 
     async def _pages(
-        self, path: str, tr_id: str, params: dict[str, str], kind: type[Any], max_pages: int
+        self, path: str, call: Call, params: dict[str, str], kind: type[Any], max_pages: int
     ) -> AsyncGenerator[Any, None]:
         seen = {_continuation_key(params)}
         for page in range(max_pages):
             tr_cont = spec.NEXT_PAGE if page else ""
             try:
-                response = await self._get(path, tr_id=tr_id, params=params, tr_cont=tr_cont)
+                response = await self._get(path, call=call, params=params, tr_cont=tr_cont)
             except APIError as exc:
                 if page and exc.msg_cd == spec.DATA_CHANGED:
                     raise ListingChanged(
@@ -566,7 +592,8 @@ class KISClient:
     async def holdings(self, *, max_pages: int = 100) -> list[Position]:
         """Every position of the account (주식잔고조회), following the pages to the end.
 
-        Pages go through the same token, pacing and retries as every call (see :meth:`pages`).
+        Pages go through the same token, pacing and retries as every call (see :meth:`pages`),
+        as bulk work.
         With ``INQR_DVSN=01`` a ticker held partly on a loan is listed once per loan
         (``trad_dvsn_name``, ``loan_dt``). If KIS answers a next page with SYDB0050 (the data
         changed since the first page), the listing starts again from page 1, once, saying so
@@ -639,11 +666,11 @@ class KISClient:
         return pick_sellable(response.data, pdno)
 
     async def _get(
-        self, path: str, *, tr_id: str, params: Mapping[str, str], tr_cont: str
+        self, path: str, *, call: Call, params: Mapping[str, str], tr_cont: str
     ) -> Response[Envelope]:
         return await self._require_transport().get(
             validate.checked_path(path),
-            call=Call(validate.checked_tr_id(tr_id)),
+            call=call,
             params=validate.checked_params(params),
             decode=decode_envelope,
             headers={"tr_cont": tr_cont} if tr_cont else None,
@@ -664,6 +691,12 @@ class KISClient:
 
     def __repr__(self) -> str:
         return f"KISClient(account={self.account.masked()!r}, base_url={self.base_url!r})"
+
+
+def _checked_priority(priority: Priority) -> Priority:
+    if not isinstance(priority, Priority):
+        raise TypeError(f"priority must be Priority.INTERACTIVE or Priority.BULK, got {priority!r}")
+    return priority
 
 
 def _continuation_key(params: Mapping[str, str]) -> bytes:

@@ -488,7 +488,7 @@ class RedisPacer(Pacer[Booking | Ticket]):
         """Wait for this call's slot. Raises :class:`~kis_async.errors.TransportError` if Redis
         stays down (fail closed), :class:`~kis_async.errors.CallBudgetError` if the wait would
         be longer than ``max_wait``."""
-        async with self._line.turn():
+        async with self._line.turn(call.priority):
             while not self._line.closed:
                 if self._bound:
                     await self._store(after_clean(self._pace, now=self._redis_now), "probing up")

@@ -4,11 +4,14 @@ KIS counts calls as they *arrive* and refuses the one that makes more than its l
 second. A plain ``AsyncLimiter(rate, 1)`` admits a burst of ``rate`` on top of its steady flow and
 so lets up to ``2 * rate - 1`` calls into one second; a limiter that books each caller a future
 slot cannot slow down when the gateway says so, because the slots already handed out stay
-committed. :class:`Throttle` is therefore a FIFO gate written for this job rather than a wrapped
+committed. :class:`Throttle` is therefore a gate written for this job rather than a wrapped
 ``aiolimiter``:
 
-- callers queue in order; only the head waits on the clock, and it re-reads the pace each time
-  it wakes, so a pace cut applies to the very next call;
+- callers queue in a :class:`~kis_async.pacing.Line`: single calls ahead of bulk work, each kind
+  in order, bulk work keeping a share; only the head waits on the clock, and it re-reads the pace
+  each time it wakes, so a pace cut applies to the very next call. A bulk head has booked
+  nothing while it waits, so a single call that comes meanwhile takes its turn (and its slot):
+  a single call waits about one ``interval`` behind a batch, not behind the whole batch;
 - the head leaves at the next ideal time (one ``interval`` after the previous departure's ideal
   time, so a timer that fires a little late costs no throughput) and only while fewer than
   ``window_calls`` un-refused calls left in the last ``1 + margin`` seconds. After a refusal this
@@ -22,8 +25,11 @@ A caller that finds the gate empty and the pace free leaves without awaiting any
 What it guarantees, on its clock's :meth:`~kis_async.clock.Clock.monotonic` seconds, however
 many tasks call it and however late their wake-ups:
 
-- calls leave in the order they asked (until :meth:`Throttle.close`, which lets every waiting
-  and later caller go at once);
+- first in, first out within a class: calls of one :class:`~kis_async.pacing.Priority` leave in
+  the order they asked; a single call may leave before bulk work that asked earlier, but while
+  both wait at least one departure in :data:`~kis_async.pacing.BULK_EVERY` is bulk work's
+  (until :meth:`Throttle.close`, which lets every waiting and later caller go at once);
+- priority only reorders departures: every call, of either kind, keeps the rules below;
 - two consecutive departures are at least ``interval - TIMER_SLACK`` apart (``interval`` at the
   pace in force; the slack is at most half an interval);
 - a departure never makes more than ``window_calls`` un-refused calls in the ``1 + margin``
@@ -99,18 +105,19 @@ class Throttle(Pacer[Ticket]):
         return None
 
     async def acquire(self, call: Call) -> Ticket:
-        """Wait in line, then until the pace lets one more call leave; cancellable."""
+        """Wait in line (by the call's priority), then until the pace lets one more call leave;
+        cancellable."""
         ticket = self.try_acquire(call)
         if ticket is not None:
             return ticket
-        async with self._line.turn():
+        async with self._line.turn(call.priority):
             while True:
                 now = self._now()
                 self._learn(after_clean(self._pace, now=now), "probing up")
                 wait = self._due(now)
                 if wait <= 0 or self._line.closed:
                     return self._leave(now)
-                await self._line.sleep(wait)
+                await self._line.sleep(wait, give_way=True)
 
     async def refused(self, ticket: Ticket) -> None:
         """Learn from a refusal: see :func:`~kis_async.pace.after_refusal`."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable
 
 import aiohttp
 import pytest
 from aiolimiter import AsyncLimiter
 
 from kis_async import endpoints, spec
+from kis_async.endpoints import BALANCE, PRICE, SELLABLE
 from kis_async.pacing import Call, Priority
 from kis_async.simulator import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_SECRET, Fault, Simulator
 from kis_async.throttle import Throttle, Ticket
@@ -86,6 +88,8 @@ async def test_retries_are_paced_too(sim: Simulator, make_client: ClientFactory)
 async def test_the_pacer_is_told_each_calls_tr_id_and_whether_it_is_bulk_work(
     make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Single calls are interactive and batches bulk, as is every page of a listing; each
+    method that takes ``priority=`` says otherwise when told."""
     told: list[Call] = []
     try_acquire = Throttle.try_acquire
 
@@ -95,12 +99,46 @@ async def test_the_pacer_is_told_each_calls_tr_id_and_whether_it_is_bulk_work(
 
     monkeypatch.setattr(Throttle, "try_acquire", spy)
     price = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
+    query = {"CANO": DEMO_ACCOUNT[:8], "ACNT_PRDT_CD": DEMO_ACCOUNT[-2:], **BALANCE.query}
+    query |= {"CTX_AREA_FK100": "", "CTX_AREA_NK100": ""}
+    sellable, balance, quote = SELLABLE.tr_id, BALANCE.tr_id, PRICE.tr_id
+    interactive, bulk = Priority.INTERACTIVE, Priority.BULK
+
+    async def told_for(call: Awaitable[object]) -> set[Call]:
+        told.clear()
+        await call
+        return set(told)
+
+    async def listed(pages: AsyncIterator[object]) -> None:
+        async for _ in pages:
+            pass
+
     async with make_client() as kis:
-        await kis.sellable_quantity("005930")
-        await kis.check_sellable(["000660", "035420"])
-        await kis.get(endpoints.PRICE.path, tr_id=endpoints.PRICE.tr_id, params=price)
-    assert list(dict.fromkeys(told)) == [  # a call that waits for its slot is told twice
-        Call(endpoints.SELLABLE.tr_id, Priority.INTERACTIVE),
-        Call(endpoints.SELLABLE.tr_id, Priority.BULK),
-        Call(endpoints.PRICE.tr_id, Priority.INTERACTIVE),
+        seen = [
+            await told_for(kis.sellable_quantity("005930")),
+            await told_for(kis.sellable_quantity("005930", priority=bulk)),
+            await told_for(kis.check_sellable(["000660", "035420"])),
+            await told_for(listed(kis.iter_sellable(["000660", "035420"]))),
+            await told_for(kis.check_sells([("005930", 1)])),
+            await told_for(kis.holdings()),
+            await told_for(kis.check_holdings()),
+            await told_for(kis.get(PRICE.path, tr_id=quote, params=price)),
+            await told_for(kis.get(PRICE.path, tr_id=quote, params=price, priority=bulk)),
+            await told_for(listed(kis.pages(BALANCE.path, tr_id=balance, params=query))),
+            await told_for(
+                listed(kis.pages(BALANCE.path, tr_id=balance, params=query, priority=interactive))
+            ),
+        ]
+    assert seen == [
+        {Call(sellable, interactive)},
+        {Call(sellable, bulk)},
+        {Call(sellable, bulk)},
+        {Call(sellable, bulk)},
+        {Call(sellable, bulk)},
+        {Call(balance, bulk)},
+        {Call(balance, bulk), Call(sellable, bulk)},
+        {Call(quote, interactive)},
+        {Call(quote, bulk)},
+        {Call(balance, bulk)},
+        {Call(balance, interactive)},
     ]

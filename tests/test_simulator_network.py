@@ -165,7 +165,7 @@ async def test_background_calls_are_evenly_spaced_or_poisson(
     times = [t for t, _ in sim.stats.background_arrivals[: gaps + 1]]
     on_beat = sum(0.6 / rate <= b - a <= 1.4 / rate for a, b in itertools.pairwise(times))
     if regular:
-        assert on_beat > 0.6 * gaps, "even: most gaps within ±40 % of the mean (a busy machine delays a few)"
+        assert on_beat > 0.6 * gaps, "even: most gaps on the beat (a busy machine delays a few)"
     else:
         assert on_beat < 0.5 * gaps, "exponential gaps: about 30 % fall within ±40 % of the mean"
 
