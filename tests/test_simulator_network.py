@@ -125,10 +125,11 @@ async def test_request_jitter_bunches_evenly_sent_calls_before_the_gateway_count
         assert sim.stats.max_window > limit
     else:
         # A steady one-way delay bunches nothing; only this machine can: a stall of the one loop
-        # that sends and serves fires the delayed arrivals together. On a busy machine that is
-        # a call or two, where ±200 ms of jitter bunches many, and never reorders them.
-        assert sim.stats.rejected <= 2, "a steady one-way delay bunches nothing"
-        assert sim.stats.max_window <= limit + 2
+        # that sends and serves fires the delayed arrivals together. On a busy machine (CI's
+        # four workers on two cores) that is a few calls, and it never reorders them: the
+        # reordering below is what tells jitter apart.
+        assert sim.stats.rejected <= 5, "a steady one-way delay bunches nothing"
+        assert sim.stats.max_window <= limit + 5
     assert sum(not ok for _, ok in sim.stats.arrivals) == sim.stats.rejected
     admitted_in_order = list(sim.stats.per_pdno)  # a Counter keeps first-seen order
     assert (admitted_in_order != sorted(admitted_in_order)) is bunched, "reordered, or not"
