@@ -111,8 +111,10 @@ def _peak_rss_mib() -> float:
 async def test_a_gzip_bomb_and_a_huge_body_fail_their_tickers_with_bounded_memory(
     sim: Simulator, kis: KISClient
 ) -> None:
-    sim.inject(Fault.GZIP_BOMB, pdno="005930")
-    sim.inject(Fault.HUGE_BODY, pdno="000660")
+    # Every try gets its fault: on a loaded machine a 50 MB body can outrun the timeout first,
+    # and a retry that found no fault would answer the ticker.
+    sim.inject(Fault.GZIP_BOMB, pdno="005930", times=10)
+    sim.inject(Fault.HUGE_BODY, pdno="000660", times=10)
     before = _peak_rss_mib()
     batch = await kis.check_sellable(["005930", "000660", *codes(4)])
     grown = _peak_rss_mib() - before
